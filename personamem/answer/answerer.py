@@ -1,0 +1,183 @@
+"""Answer a user's query from a context (memory, full history, retrieved excerpts or nothing).
+
+MCQ with a backend that scores choices: the letter's log-probability is read for every cyclic
+rotation of the options (each option sits at each letter once) and summed per option, which
+cancels the model's preference for a position. Other backends generate and parse the letter.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ..models.base import Message, Model
+from . import prompts
+from .parse import LETTERS, parse_choice
+
+Method = Literal["auto", "score", "generate"]
+
+
+class Answer(BaseModel):
+    """One answer and what it cost."""
+
+    text: str
+    choice: int | None = None
+    """Index of the chosen option in the options as given (MCQ), None if unparseable."""
+    letter: str | None = None
+    method: str = "generate"
+    scores: list[float] = Field(default_factory=list)
+    raw: list[str] = Field(default_factory=list)
+    prompt: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    prefill_tokens: int = 0
+    seconds: float = 0.0
+
+
+def _log_softmax(xs: list[float]) -> list[float]:
+    m = max(xs)
+    z = m + math.log(sum(math.exp(x - m) for x in xs))
+    return [x - z for x in xs]
+
+
+class Answerer:
+    """Builds the answer prompt around a context and asks the model."""
+
+    def __init__(
+        self, model: Model, *, method: Method = "auto", rotations: int | None = None,
+        max_tokens: int = 400,
+    ) -> None:
+        self.model = model
+        self.method = method
+        self.rotations = rotations
+        self.max_tokens = max_tokens
+
+    @staticmethod
+    def messages(
+        query: str,
+        *,
+        options: list[str] | None = None,
+        memory: str | None = None,
+        history: list[Message] | None = None,
+        snippets: str | None = None,
+    ) -> list[Message]:
+        """The prompt: history (if any) as prior turns, then one user turn with the request."""
+        if memory is not None:
+            prefix = prompts.MEMORY_PREFIX.format(memory=memory.strip())
+        elif snippets is not None:
+            prefix = prompts.RETRIEVAL_PREFIX.format(snippets=snippets.strip())
+        else:
+            prefix = ""
+        if options is not None:
+            body = prompts.MCQ.format(
+                prefix=prefix, query=query.strip(), options=prompts.format_options(options)
+            )
+        else:
+            body = prompts.OPEN.format(prefix=prefix, query=query.strip())
+        msgs: list[Message] = []
+        if history:
+            msgs.extend(history)
+        if not msgs or msgs[0]["role"] != "system":
+            msgs.insert(0, {"role": "system", "content": prompts.SYSTEM})
+        msgs.append({"role": "user", "content": body})
+        return msgs
+
+    async def mcq(self, query: str, options: list[str], **context: object) -> Answer:
+        """Pick one of ``options`` for ``query`` given a context (memory=, history=, snippets=)."""
+        n = len(options)
+        if not 2 <= n <= len(LETTERS):
+            raise ValueError(f"need 2 to {len(LETTERS)} options, got {n}")
+        t0 = time.perf_counter()
+        before = self.model.usage.snapshot()
+        rotations = self.rotations if self.rotations is not None else n
+        rotations = max(1, min(rotations, n))
+        letters = list(LETTERS[:n])
+        totals = [0.0] * n
+        raws: list[str] = []
+        votes: Counter[int] = Counter()
+        method = "score"
+        first_prompt = ""
+        for r in range(rotations):
+            order = [(i + r) % n for i in range(n)]  # position p shows option order[p]
+            msgs = self.messages(query, options=[options[i] for i in order], **context)  # type: ignore[arg-type]
+            if not first_prompt:
+                first_prompt = msgs[-1]["content"]
+            scores = None
+            if self.method in ("auto", "score"):
+                scores = await self.model.score_choices(msgs, letters)
+                if scores is None and self.method == "score":
+                    raise ValueError(f"{self.model.name} cannot score choices; use method='generate'")
+            if scores is not None:
+                for p, lp in enumerate(_log_softmax(scores)):
+                    totals[order[p]] += lp
+                raws.append(" ".join(f"{letters[p]}:{s:.3f}" for p, s in enumerate(scores)))
+            else:
+                method = "generate"
+                g = await self.model.generate(msgs, max_tokens=16, temperature=0.0)
+                raws.append(g.text)
+                pos = parse_choice(g.text, n)
+                if pos is not None:
+                    votes[order[pos]] += 1
+        if method == "score":
+            choice: int | None = max(range(n), key=lambda i: totals[i])
+        else:
+            choice = votes.most_common(1)[0][0] if votes else None
+        used = self.model.usage.since(before)
+        return Answer(
+            text=options[choice] if choice is not None else (raws[0] if raws else ""),
+            choice=choice,
+            letter=LETTERS[choice] if choice is not None else None,
+            method=method,
+            scores=totals if method == "score" else [float(votes[i]) for i in range(n)],
+            raw=raws,
+            prompt=first_prompt,
+            tokens_in=used.tokens_in,
+            tokens_out=used.tokens_out,
+            prefill_tokens=used.prefill_tokens,
+            seconds=time.perf_counter() - t0,
+        )
+
+    async def open(self, query: str, **context: object) -> Answer:
+        """A free-text personalized answer to ``query`` given a context."""
+        t0 = time.perf_counter()
+        before = self.model.usage.snapshot()
+        msgs = self.messages(query, **context)  # type: ignore[arg-type]
+        g = await self.model.generate(msgs, max_tokens=self.max_tokens, temperature=0.0)
+        used = self.model.usage.since(before)
+        return Answer(
+            text=g.text.strip(),
+            method="generate",
+            raw=[g.text],
+            prompt=msgs[-1]["content"],
+            tokens_in=used.tokens_in,
+            tokens_out=used.tokens_out,
+            prefill_tokens=used.prefill_tokens,
+            seconds=time.perf_counter() - t0,
+        )
+
+
+def fit_history(
+    messages: list[Message], model: Model, budget: int
+) -> tuple[list[Message], int]:
+    """The most recent messages that fit in ``budget`` tokens (the system message is kept when it
+    fits), and how many tokens were dropped from the front."""
+    total = model.count_message_tokens(messages)
+    if total <= budget:
+        return list(messages), 0
+    system = [m for m in messages[:1] if m["role"] == "system"]
+    rest = messages[len(system):]
+    kept: list[Message] = []
+    used = model.count_message_tokens(system) if system else 0
+    for m in reversed(rest):
+        t = model.count_tokens(m["content"]) + 5
+        if used + t > budget:
+            break
+        kept.append(m)
+        used += t
+    kept.reverse()
+    out = system + kept
+    return out, total - model.count_message_tokens(out)

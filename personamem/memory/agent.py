@@ -1,0 +1,429 @@
+"""The agentic memory of PersonaMem-v2: ``M_i = f(C_i, M_{i-1})`` chunk by chunk, capped.
+
+Two update strategies share one loop:
+
+* ``extract`` (default, built for small local models): the chunk is read in short steps; for
+  each step the model lists facts about the user as schema-constrained JSON (it cannot drift
+  into continuing the chat); code merges them into the memory, drops forgotten and
+  third-party items, and asks the model short yes/no questions when a new fact may replace an
+  old one. The memory only changes where the model said so: nothing is silently rewritten.
+* ``rewrite`` (the paper's single call): the model rewrites the whole memory from the previous
+  memory and the chunk. Better for large models; used for RL training.
+
+Both see only the previous memory and the current chunk (causality), and both hold the token cap
+(compress, else keep the previous memory with a warning).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ..models.base import Message, Model, ModelError, Usage
+from . import prompts
+from .chunking import Chunk, Piece, chunk_messages
+from .merge import content_words, forget_request, overlap, salvage_json
+from .privacy import PrivacyGuard, Redaction
+from .state import EMPTY, MemoryLine, MemoryState
+
+Strategy = Literal["extract", "rewrite"]
+
+
+class MemoryUpdateError(RuntimeError):
+    """An update could not be made (model failure); the previous memory is unchanged."""
+
+
+class ChunkReport(BaseModel):
+    """What one update did and cost."""
+
+    chunk: int
+    message_ids: list[int]
+    chunk_tokens: int
+    tokens_in: int = 0
+    tokens_out: int = 0
+    prefill_tokens: int = 0
+    seconds: float = 0.0
+    prefill_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    added: int = 0
+    removed: int = 0
+    memory_tokens: int = 0
+    redactions: list[dict[str, object]] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    kept_previous: bool = False
+
+
+class BuildResult(BaseModel):
+    """The memory built from a history, with its full cost accounting."""
+
+    memory: str
+    memory_tokens: int
+    chunks: int
+    history_tokens: int
+    tokens_in: int
+    tokens_out: int
+    prefill_tokens: int
+    seconds: float
+    model: str
+    prompt_version: str
+    strategy: str
+    chunk_tokens: int
+    memory_cap: int
+    warnings: list[str]
+    reports: list[ChunkReport]
+    state: MemoryState
+
+
+@dataclass
+class MemoryConfig:
+    """Knobs of the memory agent (defaults follow the paper where it says, measurement elsewhere)."""
+
+    chunk_tokens: int = 5000
+    memory_tokens: int = 2048
+    strategy: Strategy = "extract"
+    step_tokens: int = 1200
+    """Extract strategy: the model reads the chunk in steps of at most this many tokens."""
+    assistant_tokens: int = 40
+    """Extract strategy: tokens of each assistant turn shown for context (-1: all)."""
+    max_facts_per_step: int = 6
+    check_replacements: bool = True
+    """Ask the model whether a new fact makes a similar old one out of date."""
+    max_new_tokens: int = 400
+    privacy: PrivacyGuard = field(default_factory=PrivacyGuard)
+
+
+class MemoryAgent:
+    """Builds and updates one user's memory from their chat history with one model."""
+
+    def __init__(
+        self,
+        model: Model,
+        chunk_tokens: int = 5000,
+        memory_tokens: int = 2048,
+        *,
+        config: MemoryConfig | None = None,
+        **overrides: object,
+    ) -> None:
+        self.model = model
+        self.config = config or MemoryConfig(chunk_tokens=chunk_tokens, memory_tokens=memory_tokens)
+        for k, v in overrides.items():
+            if not hasattr(self.config, k):
+                raise TypeError(f"unknown memory option {k!r}")
+            setattr(self.config, k, v)
+
+    @property
+    def prompt_version(self) -> str:
+        return prompts.PROMPT_VERSION if self.config.strategy == "extract" else "rewrite-v1"
+
+    # --- chunks ----------------------------------------------------------------------------
+    def chunk(self, messages: Sequence[Message], start: int = 0) -> list[Chunk]:
+        """The history split into chunks of at most ``chunk_tokens`` tokens (model tokenizer)."""
+        return chunk_messages(messages, self.model.count_tokens, self.config.chunk_tokens, start=start)
+
+    def count(self, text: str) -> int:
+        return self.model.count_tokens(text)
+
+    # --- whole history ---------------------------------------------------------------------
+    async def build(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_chunks: int | None = None,
+        state: MemoryState | None = None,
+        on_chunk: Callable[[ChunkReport, MemoryState], None] | None = None,
+    ) -> BuildResult:
+        """Run the causal update over every chunk of ``messages`` and return the final memory.
+
+        A chunk whose update fails keeps the previous memory (recorded as a warning) and the
+        loop goes on; :meth:`update` raises instead, for callers that must retry.
+        """
+        t0 = time.perf_counter()
+        before = self.model.usage.snapshot()
+        chunks = self.chunk(messages)
+        if max_chunks is not None:
+            chunks = chunks[:max_chunks]
+        state = state or MemoryState()
+        reports: list[ChunkReport] = []
+        for chunk in chunks:
+            try:
+                state, report = await self.update(state, chunk)
+            except MemoryUpdateError as e:
+                report = ChunkReport(
+                    chunk=chunk.number,
+                    message_ids=chunk.message_ids,
+                    chunk_tokens=chunk.tokens,
+                    warnings=[str(e)],
+                    kept_previous=True,
+                    memory_tokens=state.tokens,
+                )
+                state = state.model_copy(
+                    update={"warnings": [*state.warnings, f"chunk {chunk.number}: {e}"]}
+                )
+            reports.append(report)
+            if on_chunk:
+                on_chunk(report, state)
+        used = self.model.usage.since(before)
+        history_tokens = sum(c.tokens for c in self.chunk(messages))
+        return BuildResult(
+            memory=state.text,
+            memory_tokens=self.count(state.text),
+            chunks=len(chunks),
+            history_tokens=history_tokens,
+            tokens_in=used.tokens_in,
+            tokens_out=used.tokens_out,
+            prefill_tokens=used.prefill_tokens,
+            seconds=time.perf_counter() - t0,
+            model=self.model.name,
+            prompt_version=self.prompt_version,
+            strategy=self.config.strategy,
+            chunk_tokens=self.config.chunk_tokens,
+            memory_cap=self.config.memory_tokens,
+            warnings=state.warnings,
+            reports=reports,
+            state=state,
+        )
+
+    # --- one update ------------------------------------------------------------------------
+    async def update(self, state: MemoryState, chunk: Chunk) -> tuple[MemoryState, ChunkReport]:
+        """``M_i = f(C_i, M_{i-1})``: a new state from the previous one and one chunk.
+
+        ``state`` is never modified. Raises :class:`MemoryUpdateError` if the model fails;
+        malformed output keeps the previous memory (the report says so).
+        """
+        t0 = time.perf_counter()
+        before = self.model.usage.snapshot()
+        report = ChunkReport(chunk=chunk.number, message_ids=chunk.message_ids, chunk_tokens=chunk.tokens)
+        pieces, redactions = self._redact(chunk.pieces)
+        report.redactions = [r.as_dict() for r in redactions]
+        new = state.model_copy(deep=True)
+        new.warnings = []
+        try:
+            if self.config.strategy == "extract":
+                await self._extract_update(new, pieces, report)
+            else:
+                await self._rewrite_update(new, state, pieces, report)
+            new = await self._hold_cap(new, state, report)
+        except ModelError as e:
+            raise MemoryUpdateError(f"model failed on chunk {chunk.number}: {e}") from e
+        # Secrets must never enter the memory, whatever the model wrote.
+        for line in new.lines:
+            cleaned, found = self.config.privacy.clean(line.text, where="memory")
+            if found:
+                line.text = cleaned
+                report.redactions += [r.as_dict() for r in found]
+        new.lines = [ln for ln in new.lines if ln.text.replace("[REDACTED", "").strip(" ]")]
+        new.chunks_done = state.chunks_done + 1
+        new.next_message = max(chunk.message_ids, default=state.next_message - 1) + 1
+        new.tokens = self.count(new.text) if new.lines else 0
+        new.warnings = state.warnings + [f"chunk {chunk.number}: {w}" for w in report.warnings]
+        used = self.model.usage.since(before)
+        report.tokens_in, report.tokens_out = used.tokens_in, used.tokens_out
+        report.prefill_tokens = used.prefill_tokens
+        report.prefill_seconds, report.decode_seconds = used.prefill_seconds, used.decode_seconds
+        report.seconds = time.perf_counter() - t0
+        report.memory_tokens = new.tokens
+        return new, report
+
+    def _redact(self, pieces: list[Piece]) -> tuple[list[Piece], list[Redaction]]:
+        out, found = [], []
+        for p in pieces:
+            text, rs = self.config.privacy.clean(p.content, where=f"message {p.index}")
+            found += rs
+            out.append(Piece(p.index, p.role, text, p.part, p.parts) if rs else p)
+        return out, found
+
+    # --- extract strategy ------------------------------------------------------------------
+    def _view(self, piece: Piece) -> str:
+        """How the extractor sees a piece: user turns whole, assistant turns abbreviated."""
+        n = self.config.assistant_tokens
+        if piece.role != "assistant" or n < 0:
+            return piece.render()
+        short = self.model.truncate_to_tokens(piece.content.strip(), n)
+        if len(short) < len(piece.content.strip()):
+            short = short.rstrip() + " …"
+        return Piece(piece.index, piece.role, short, piece.part, piece.parts).render()
+
+    def _steps(self, pieces: list[Piece]) -> list[list[str]]:
+        steps: list[list[str]] = []
+        cur: list[str] = []
+        cur_tokens = 0
+        for p in pieces:
+            v = self._view(p)
+            t = self.count(v) + 2
+            if cur and cur_tokens + t > self.config.step_tokens:
+                steps.append(cur)
+                cur, cur_tokens = [], 0
+            cur.append(v)
+            cur_tokens += t
+        if cur:
+            steps.append(cur)
+        return steps
+
+    async def _extract_update(self, new: MemoryState, pieces: list[Piece], report: ChunkReport) -> None:
+        valid_ids = {p.index for p in pieces}
+        # 1. Forget requests in this chunk (deterministic), applied in order.
+        for p in pieces:
+            if p.role == "user" and (what := forget_request(p.content)):
+                report.removed += await self._forget(new, what)
+        # 2. Facts, step by step.
+        schema = prompts.extract_schema(self.config.max_facts_per_step)
+        for step in self._steps(pieces):
+            if not any("] user" in s[:20] for s in step):
+                continue  # nothing the user wrote
+            msgs: list[Message] = [
+                {"role": "system", "content": prompts.EXTRACT_SYSTEM},
+                {"role": "user", "content": prompts.EXTRACT_USER.format(chat="\n\n".join(step))},
+            ]
+            g = await self.model.generate(
+                msgs, max_tokens=self.config.max_new_tokens, json_schema=schema, temperature=0.0
+            )
+            facts = salvage_json(g.text, "facts")
+            if facts is None:
+                report.warnings.append(f"unparseable extraction output ignored: {g.text[:80]!r}")
+                continue
+            for f in facts:
+                if not isinstance(f, dict) or not isinstance(f.get("fact"), str):
+                    continue
+                if f.get("about", "user") != "user":
+                    continue
+                text = " ".join(f["fact"].split()).strip(" -•")
+                if len(text) < 8:
+                    continue
+                ids = [i for i in f.get("messages", []) if isinstance(i, int) and i in valid_ids]
+                await self._merge_fact(new, text, ids, report)
+
+    async def _merge_fact(
+        self, state: MemoryState, text: str, sources: list[int], report: ChunkReport
+    ) -> None:
+        if any(overlap(text, f) >= 0.6 for f in state.forgotten):
+            return
+        if not content_words(text):
+            return
+        best, best_score = None, 0.0
+        for line in state.lines:
+            s = overlap(text, line.text)
+            if s > best_score:
+                best, best_score = line, s
+        if best is not None and best_score >= 0.8:  # same fact again: keep one, merge citations
+            best.sources = sorted(set(best.sources) | set(sources))
+            return
+        if best is not None and best_score >= 0.34 and self.config.check_replacements:
+            if await self._yes(prompts.REPLACE_USER.format(old=best.text, new=text), prompts.REPLACE_SYSTEM):
+                state.lines.remove(best)
+                report.removed += 1
+        state.lines.append(MemoryLine(text=text, sources=sources))
+        report.added += 1
+
+    async def _forget(self, state: MemoryState, what: str) -> int:
+        state.forgotten.append(what)
+        drop = []
+        for line in state.lines:
+            s = overlap(what, line.text)
+            if s >= 0.6:
+                drop.append(line)
+            elif s > 0 and await self._yes(
+                f"Note: {line.text}\nThe user asked: forget {what}.\n"
+                "Is the note about what the user asked to forget? Answer yes or no.",
+                prompts.REPLACE_SYSTEM,
+            ):
+                drop.append(line)
+        state.lines = [ln for ln in state.lines if ln not in drop]
+        return len(drop)
+
+    async def _yes(self, question: str, system: str) -> bool:
+        msgs: list[Message] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": question},
+        ]
+        scores = await self.model.score_choices(msgs, ["yes", "no"])
+        if scores is not None:
+            return scores[0] > scores[1]
+        g = await self.model.generate(msgs, max_tokens=3)
+        return g.text.strip().lower().startswith("yes")
+
+    # --- rewrite strategy ------------------------------------------------------------------
+    async def _rewrite_update(
+        self, new: MemoryState, previous: MemoryState, pieces: list[Piece], report: ChunkReport
+    ) -> None:
+        chat = "\n\n".join(p.render() for p in pieces)
+        msgs: list[Message] = [
+            {"role": "system", "content": prompts.REWRITE_SYSTEM},
+            {
+                "role": "user",
+                "content": prompts.REWRITE_USER.format(
+                    memory=previous.text, chat=chat, limit=self.config.memory_tokens
+                ),
+            },
+        ]
+        g = await self.model.generate(
+            msgs, max_tokens=self.config.memory_tokens + 64, temperature=0.0
+        )
+        parsed = MemoryState.from_text(g.text)
+        bulleted = sum(1 for ln in g.text.splitlines() if ln.lstrip().startswith(("-", "*", "•")))
+        if not g.text.strip() or not parsed.lines or bulleted < len(parsed.lines) / 2:
+            report.warnings.append("model output was not a memory; kept the previous memory")
+            report.kept_previous = True
+            return
+        valid = {p.index for p in pieces} | {i for ln in previous.lines for i in ln.sources}
+        for ln in parsed.lines:
+            ln.sources = [i for i in ln.sources if i in valid]
+        report.added = sum(1 for ln in parsed.lines if ln.text not in {x.text for x in previous.lines})
+        report.removed = sum(1 for ln in previous.lines if ln.text not in {x.text for x in parsed.lines})
+        new.lines = parsed.lines
+
+    # --- the cap ---------------------------------------------------------------------------
+    async def _hold_cap(self, new: MemoryState, previous: MemoryState, report: ChunkReport) -> MemoryState:
+        cap = self.config.memory_tokens
+        if not new.lines or self.count(new.text) <= cap:
+            return new
+        tokens = self.count(new.text)
+        msgs: list[Message] = [
+            {"role": "system", "content": prompts.COMPRESS_SYSTEM},
+            {
+                "role": "user",
+                "content": prompts.COMPRESS_USER.format(tokens=tokens, limit=cap, memory=new.text),
+            },
+        ]
+        g = await self.model.generate(
+            msgs,
+            max_tokens=cap + 64,
+            json_schema=prompts.compress_schema(max(4, len(new.lines))),
+            temperature=0.0,
+        )
+        notes = salvage_json(g.text, "notes") or []
+        compressed = MemoryState.from_text("\n".join(n for n in notes if isinstance(n, str)))
+        ok_ids = {i for ln in new.lines for i in ln.sources}
+        for ln in compressed.lines:
+            ln.sources = [i for i in ln.sources if i in ok_ids]
+        if compressed.lines and self.count(compressed.text) <= cap:
+            report.warnings.append(f"memory over the cap ({tokens} > {cap} tokens): compressed")
+            compressed.forgotten = new.forgotten
+            report.removed += max(0, len(new.lines) - len(compressed.lines))
+            return compressed
+        report.warnings.append(
+            f"memory over the cap ({tokens} > {cap} tokens) and compression failed: "
+            "kept the previous memory; this chunk's new facts were not stored"
+        )
+        report.kept_previous = True
+        kept = previous.model_copy(deep=True)
+        kept.forgotten = new.forgotten
+        return kept
+
+
+def empty_state() -> MemoryState:
+    return MemoryState()
+
+
+__all__ = [
+    "EMPTY",
+    "BuildResult",
+    "ChunkReport",
+    "MemoryAgent",
+    "MemoryConfig",
+    "MemoryUpdateError",
+    "Usage",
+]

@@ -1,0 +1,145 @@
+"""Split a chat history into chunks of at most N tokens, on message boundaries.
+
+A chunk's size is the exact token count of its rendered text (see :mod:`personamem.data.render`)
+for the model in use. A single message longer than a chunk is split into parts at paragraph,
+sentence or word boundaries, each rendered as ``[i] role (part k/n): ...``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..models.base import Message
+
+SEP = "\n\n"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A message, or one part of a message too long for a chunk."""
+
+    index: int  # position of the message in the history
+    role: str
+    content: str
+    part: int = 1
+    parts: int = 1
+
+    def render(self) -> str:
+        tag = self.role if self.parts == 1 else f"{self.role} (part {self.part}/{self.parts})"
+        return f"[{self.index}] {tag}: {self.content.strip()}"
+
+
+@dataclass
+class Chunk:
+    """Consecutive pieces of a history, at most ``chunk_tokens`` tokens once rendered."""
+
+    number: int
+    pieces: list[Piece]
+    tokens: int
+
+    @property
+    def message_ids(self) -> list[int]:
+        return sorted({p.index for p in self.pieces})
+
+    def render(self) -> str:
+        return SEP.join(p.render() for p in self.pieces)
+
+
+def _split_points(text: str) -> list[int]:
+    """Candidate cut positions, best first: paragraphs, then sentences, then words."""
+    cuts = [m.end() for m in re.finditer(r"\n\s*\n", text)]
+    cuts += [m.end() for m in re.finditer(r"[.!?][\"')\]]?\s+", text)]
+    cuts += [m.end() for m in re.finditer(r"\s+", text)]
+    return cuts
+
+
+def _fits(count: Callable[[str], int], piece: Piece, limit: int) -> bool:
+    return count(piece.render()) <= limit
+
+
+def split_message(
+    index: int, message: Message, count: Callable[[str], int], limit: int
+) -> list[Piece]:
+    """Split one message into pieces whose rendered size is at most ``limit`` tokens."""
+    text = message["content"].strip()
+    role = message["role"]
+    whole = Piece(index, role, text)
+    if _fits(count, whole, limit):
+        return [whole]
+    # Header with the widest possible part marker, so every part fits once numbered.
+    header = count(Piece(index, role, "", 99, 99).render())
+    budget = limit - header - 1
+    if budget < 8:
+        raise ValueError(f"chunk size {limit} is too small to hold any message text")
+    parts: list[str] = []
+    rest = text
+    while rest:
+        if count(rest) <= budget:
+            parts.append(rest)
+            break
+        # Longest prefix under budget by binary search on characters ...
+        lo, hi = 1, len(rest)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if count(rest[:mid]) <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        # ... then back off to the best natural boundary in its last half.
+        cut = lo
+        for kind in (r"\n\s*\n", r"[.!?][\"')\]]?\s+", r"\s+"):
+            ends = [m.end() for m in re.finditer(kind, rest[: lo + 1]) if m.end() <= lo]
+            ends = [e for e in ends if e >= lo // 2]
+            if ends:
+                cut = ends[-1]
+                break
+        parts.append(rest[:cut].strip())
+        rest = rest[cut:].strip()
+    parts = [p for p in parts if p]
+    n = len(parts)
+    pieces = [Piece(index, role, p, k + 1, n) for k, p in enumerate(parts)]
+    for p in pieces:  # exactness check: never hand back an oversize piece
+        assert _fits(count, p, limit), "split produced an oversize piece"
+    return pieces
+
+
+def chunk_messages(
+    messages: Sequence[Message],
+    count: Callable[[str], int],
+    chunk_tokens: int = 5000,
+    *,
+    start: int = 0,
+    include_system: bool = False,
+) -> list[Chunk]:
+    """Greedy chunking: add whole messages while the rendered chunk stays within ``chunk_tokens``.
+
+    ``count`` is the model's exact token counter; ``start`` is the history index of
+    ``messages[0]``. System messages are skipped unless ``include_system``.
+    """
+    if chunk_tokens < 16:
+        raise ValueError("chunk_tokens must be at least 16")
+    pieces: list[Piece] = []
+    for i, m in enumerate(messages):
+        if m["role"] == "system" and not include_system:
+            continue
+        if not m["content"].strip():
+            continue
+        pieces.extend(split_message(start + i, m, count, chunk_tokens))
+    chunks: list[Chunk] = []
+    current: list[Piece] = []
+    current_tokens = 0
+    for p in pieces:
+        if current:
+            candidate = count(SEP.join(x.render() for x in [*current, p]))
+            if candidate <= chunk_tokens:
+                current.append(p)
+                current_tokens = candidate
+                continue
+            chunks.append(Chunk(len(chunks), current, current_tokens))
+        current = [p]
+        current_tokens = count(p.render())
+    if current:
+        chunks.append(Chunk(len(chunks), current, current_tokens))
+    return chunks

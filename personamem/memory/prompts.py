@@ -1,0 +1,93 @@
+"""Prompts of the memory agent. Bump PROMPT_VERSION whenever a prompt or schema changes:
+it is part of every cache key and of each memory version's provenance."""
+
+from __future__ import annotations
+
+PROMPT_VERSION = "extract-v1"
+
+# The paper's memory-update rules, shortened for small models.
+EXTRACT_SYSTEM = """You write notes about ONE person: the user of a chatbot.
+Read the chat below. List facts it reveals about the user: preferences, habits, likes and dislikes, health, work, background, personality. Include facts the user only hints at (for example, an email the user wrote says they went hiking: the user likes hiking).
+Rules:
+- One short sentence per fact, in English, starting with a verb (e.g. "Enjoys hiking on weekends").
+- "about": "user" for the user; "other" for a friend, colleague, family member or anyone else, or for a hypothetical.
+- "messages": the [numbers] of the messages that show the fact.
+- Skip what the assistant suggests, greetings, and requests that say nothing about the user.
+- Never copy passwords, keys, card numbers, phone numbers, emails or addresses.
+- If the user asks to forget something, do not list it.
+- If nothing is revealed, return an empty list."""
+
+EXTRACT_USER = """Chat:
+{chat}
+
+List the facts about the user as JSON."""
+
+
+def extract_schema(max_facts: int, max_chars: int = 160) -> dict:
+    return {
+        "type": "object",
+        "properties": {
+            "facts": {
+                "type": "array",
+                "maxItems": max_facts,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "fact": {"type": "string", "minLength": 8, "maxLength": max_chars},
+                        "about": {"type": "string", "enum": ["user", "other"]},
+                        "messages": {
+                            "type": "array",
+                            "items": {"type": "integer"},
+                            "minItems": 1,
+                            "maxItems": 3,
+                        },
+                    },
+                    "required": ["fact", "about", "messages"],
+                },
+            }
+        },
+        "required": ["facts"],
+    }
+
+
+REPLACE_SYSTEM = """You keep notes about a user up to date. Answer with yes or no only."""
+
+REPLACE_USER = """Old note: {old}
+New note: {new}
+
+Does the new note make the old note out of date (the user changed their preference, habit or situation)? Answer yes or no."""
+
+
+COMPRESS_SYSTEM = """You shorten notes about a user. Keep every distinct fact about the user, merge notes that say the same thing, drop the least important details. Keep the [msg N] citations of what you keep. English only."""
+
+COMPRESS_USER = """Notes ({tokens} tokens, limit {limit}):
+{memory}
+
+Rewrite them in at most {limit} tokens as JSON."""
+
+
+def compress_schema(max_lines: int) -> dict:
+    return {
+        "type": "object",
+        "properties": {
+            "notes": {
+                "type": "array",
+                "maxItems": max_lines,
+                "items": {"type": "string", "minLength": 4, "maxLength": 200},
+            }
+        },
+        "required": ["notes"],
+    }
+
+
+# The paper's single-call update (f(C_i, M_{i-1}) -> M_i), for large models and for RL training.
+REWRITE_SYSTEM = """You maintain the memory of a chatbot about its current user.
+Analyse the new conversation section. Extract the current user's persona and preferences, revealed explicitly or implicitly. Keep every still-valid detail of the previous memory and add new ones. Remove what the user updated or asked to forget. Do not attribute other people's preferences to the user. Never record secrets (passwords, keys, card or id numbers, phone numbers, emails, addresses), multiple-choice options, test questions, or persona text from system prompts. English only. Write one fact per line starting with "- ", citing message numbers like [msg 12]. Write nothing else."""
+
+REWRITE_USER = """Previous memory:
+{memory}
+
+New conversation section:
+{chat}
+
+Write the updated memory (at most {limit} tokens)."""

