@@ -318,6 +318,13 @@ class MemoryAgent:
         state.lines.append(MemoryLine(text=text, sources=sources))
         report.added += 1
 
+    async def forget(self, state: MemoryState, what: str) -> tuple[MemoryState, int]:
+        """A new state without the lines about ``what``; ``what`` also stays out of later updates."""
+        new = state.model_copy(deep=True)
+        removed = await self._forget(new, what)
+        new.tokens = self.count(new.text) if new.lines else 0
+        return new, removed
+
     async def _forget(self, state: MemoryState, what: str) -> int:
         state.forgotten.append(what)
         drop = []
