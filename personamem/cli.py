@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .bench.cli import bench_app
+from .memory.cli import user_app
 from .models import DEFAULT_MODEL, ModelError, WeightsError, get_model
 
 app = typer.Typer(
@@ -26,6 +28,8 @@ data_app = typer.Typer(help="Read and check PersonaMem-v2 data.", no_args_is_hel
 memory_app = typer.Typer(help="Build agentic memories from chat histories.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(memory_app, name="memory")
+app.add_typer(user_app, name="user")
+app.add_typer(bench_app, name="bench")
 
 console = Console(stderr=True)
 out = Console()

@@ -18,7 +18,7 @@ from ..models.base import Message, Model
 from . import prompts
 from .parse import LETTERS, parse_choice
 
-Method = Literal["auto", "score", "generate"]
+Method = Literal["auto", "likelihood", "score", "generate"]
 
 
 class Answer(BaseModel):
@@ -91,6 +91,52 @@ class Answerer:
         n = len(options)
         if not 2 <= n <= len(LETTERS):
             raise ValueError(f"need 2 to {len(LETTERS)} options, got {n}")
+        if self.method in ("auto", "likelihood"):
+            a = await self._mcq_likelihood(query, options, **context)
+            if a is not None:
+                return a
+            if self.method == "likelihood":
+                raise ValueError(f"{self.model.name} cannot score text; use method='generate'")
+        return await self._mcq_letters(query, options, **context)
+
+    async def _mcq_likelihood(self, query: str, options: list[str], **context: object) -> Answer | None:
+        """Score each option as the reply itself (no letters, so no position bias).
+
+        With a context, the score is how much the context raises the option's log-probability
+        over the same prompt without context (pointwise mutual information), so generic,
+        fluent options do not win by fluency alone. Without context: mean log-prob per token.
+        """
+        t0 = time.perf_counter()
+        before = self.model.usage.snapshot()
+        msgs = self.messages(query, **context)  # type: ignore[arg-type]
+        cond = await self.model.score_continuations(msgs, [o.strip() for o in options])
+        if cond is None:
+            return None
+        if any(v is not None for v in context.values()):
+            bare = self.messages(query)
+            base = await self.model.score_continuations(bare, [o.strip() for o in options])
+            assert base is not None
+            scores = [c[0] - b[0] for c, b in zip(cond, base)]
+        else:
+            scores = [c[0] / max(1, c[1]) for c in cond]
+        choice = max(range(len(options)), key=lambda i: scores[i])
+        used = self.model.usage.since(before)
+        return Answer(
+            text=options[choice],
+            choice=choice,
+            letter=LETTERS[choice],
+            method="likelihood",
+            scores=scores,
+            raw=[f"{LETTERS[i]}:{s:.3f}" for i, s in enumerate(scores)],
+            prompt=msgs[-1]["content"],
+            tokens_in=used.tokens_in,
+            tokens_out=0,
+            prefill_tokens=used.prefill_tokens,
+            seconds=time.perf_counter() - t0,
+        )
+
+    async def _mcq_letters(self, query: str, options: list[str], **context: object) -> Answer:
+        n = len(options)
         t0 = time.perf_counter()
         before = self.model.usage.snapshot()
         rotations = self.rotations if self.rotations is not None else n

@@ -296,6 +296,13 @@ def load_release(
             rel.issues.append(issue)
     if not found:
         raise DataError(f"{text_dir}: no {', '.join(s + '.csv' for s in splits)} found")
+    # Rows that repeat a question (same split, persona, query and answer) still get distinct ids:
+    # the second gets "-2", and so on, in file order, so ids stay unique and stable.
+    seen: dict[str, int] = {}
+    for q in rel.items:
+        seen[q.id] = seen.get(q.id, 0) + 1
+        if seen[q.id] > 1:
+            q.id = f"{q.id}-{seen[q.id]}"
     # Rows whose linked history file is missing are reported and dropped (files are parsed lazily,
     # by Release.history, so a full release loads quickly).
     bad: dict[str, str] = {}

@@ -1,17 +1,41 @@
 """Deterministic detection and redaction of secrets before anything reaches the memory.
 
-Detectors: API keys and tokens, passwords, email addresses, phone numbers, payment card
-numbers (Luhn-checked), IBANs (mod-97 checked), government ids (US SSN, UK NI number) and
-street addresses. Ordinary numbers, dates, times, prices and years are left alone.
-Every redaction is reported as a :class:`Redaction` that never contains the secret itself.
+Detectors (each a *kind*, all on by default, any subset configurable; how each avoids false
+positives in brackets):
+
+- ``api_key``: provider keys (OpenAI, Anthropic, Stripe, AWS, Google, GitHub, GitLab, Slack,
+  Hugging Face, SendGrid, Twilio), JWTs, PEM private keys, ``api_key = ...`` assignments
+  (known prefixes; an assigned value needs letters and digits).
+- ``password``: ``password: ...``, ``my password is ...``, passwords in URLs, PINs (the value
+  needs a digit or symbol, an explicit ``:``/``=``/quotes, or a word that is not prose).
+- ``email``: addresses, also ``name [at] host [dot] com``.
+- ``phone``: North American and ``+`` international numbers, any number after "phone",
+  "call me at", ... (10-15 digits, or a cue word and 7+ digits).
+- ``card``: payment card numbers, CVV codes (scheme prefix, length and Luhn check; a
+  "card number" cue overrides the check).
+- ``iban``: IBANs (mod-97 check).
+- ``gov_id``: US SSN, UK NI number; passport, driver's licence, national or real ID, tax id, SIN,
+  NHS, Medicare numbers after their name (reserved ranges excluded; a cue word and 5+ digits).
+- ``bank_account``: account, routing, sort-code, BSB numbers after their name (cue, 6+ digits).
+- ``address``: street addresses with unit, city, state and zip; P.O. boxes; "Hauptstraße 5",
+  "12 rue de la Paix" (a capitalised name and a street-type word).
+- ``vehicle_plate``: licence plate numbers after their name (cue word and a digit).
+
+Ordinary numbers, dates, times, prices, versions, years, zip codes, order numbers, ISBNs and
+percentages are left alone (see ``tests/test_privacy.py`` for the corpus). Every redaction is
+reported as a :class:`Redaction` that never contains the secret: only its kind, position and a
+keyed fingerprint (HMAC, so a short secret such as a PIN cannot be recovered by trying values
+without the key) to recognise repeats.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 KINDS = (
     "api_key",
@@ -21,13 +45,17 @@ KINDS = (
     "card",
     "iban",
     "gov_id",
+    "bank_account",
     "address",
+    "vehicle_plate",
 )
+
+Span = tuple[str, int, int]
 
 
 @dataclass(frozen=True)
 class Redaction:
-    """One secret found and removed: its kind, where, and a short hash to recognise repeats."""
+    """One secret found and removed: its kind, where, and a short fingerprint for repeats."""
 
     kind: str
     start: int
@@ -38,7 +66,9 @@ class Redaction:
         return {"kind": self.kind, "start": self.start, "end": self.end, "fp": self.fingerprint}
 
 
+# --- checksums ---------------------------------------------------------------------------------
 def luhn_ok(digits: str) -> bool:
+    """The Luhn (mod 10) check used by payment cards."""
     total, alt = 0, False
     for ch in reversed(digits):
         d = ord(ch) - 48
@@ -52,6 +82,7 @@ def luhn_ok(digits: str) -> bool:
 
 
 def iban_ok(iban: str) -> bool:
+    """The ISO 13616 mod-97 check of an IBAN (spaces allowed)."""
     s = re.sub(r"\s+", "", iban).upper()
     if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", s):
         return False
@@ -60,56 +91,218 @@ def iban_ok(iban: str) -> bool:
     return int(num) % 97 == 1
 
 
+def card_issuer_ok(digits: str) -> bool:
+    """Whether ``digits`` has the prefix and length of a real card scheme."""
+    n = len(digits)
+    p2, p4 = int(digits[:2]), int(digits[:4])
+    if digits[0] == "4":  # Visa
+        return n in (13, 16, 19)
+    if 51 <= p2 <= 55 or 2221 <= p4 <= 2720:  # Mastercard
+        return n == 16
+    if p2 in (34, 37):  # American Express
+        return n == 15
+    if p2 in (36, 38, 39) or 300 <= int(digits[:3]) <= 305:  # Diners
+        return 14 <= n <= 19
+    if p4 == 6011 or p2 == 65 or 644 <= int(digits[:3]) <= 649 or p2 == 62:  # Discover, UnionPay
+        return 16 <= n <= 19
+    if 3528 <= p4 <= 3589:  # JCB
+        return 16 <= n <= 19
+    if p2 in (50, 56, 57, 58, 63, 67) or p2 == 60:  # Maestro
+        return 12 <= n <= 19
+    return False
+
+
+# --- patterns ----------------------------------------------------------------------------------
 _API_KEY = re.compile(
-    r"\b(?:sk-(?:proj-|live-|test-)?[A-Za-z0-9_\-]{16,}|sk_(?:live|test)_[A-Za-z0-9]{16,}"
-    r"|pk_(?:live|test)_[A-Za-z0-9]{16,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_\-]{35}"
-    r"|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}|xox[abposr]-[A-Za-z0-9\-]{10,}"
-    r"|eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,})"
+    r"(?<![A-Za-z0-9_\-])(?:"
+    r"sk-(?:proj-|live-|test-|ant-(?:api\d\d-)?|or-v1-)?[A-Za-z0-9_\-]{20,}"
+    r"|(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"
+    r"|(?:AKIA|ASIA)[0-9A-Z]{16}"
+    r"|AIza[0-9A-Za-z_\-]{35}"
+    r"|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}"
+    r"|glpat-[A-Za-z0-9_\-]{20,}"
+    r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
+    r"|hf_[A-Za-z0-9]{30,}"
+    r"|SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"
+    r"|SK[0-9a-f]{32}"
+    r"|eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"
+    r")(?![A-Za-z0-9_\-])"
+)
+_PEM = re.compile(
+    r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )*PRIVATE KEY-----|$)"
 )
 _KEY_ASSIGN = re.compile(
-    r"(?i)\b(?:api[_\s-]?key|secret[_\s-]?key|access[_\s-]?token|auth[_\s-]?token|bearer"
-    r"|client[_\s-]?secret|private[_\s-]?key)\b\s*(?:is|=|:)?\s*[\"']?([A-Za-z0-9_\-./+=]{16,})"
+    r"(?i)\b(?:api[_\s-]?key|api[_\s-]?token|secret(?:[_\s-]?(?:key|token))?|access[_\s-]?(?:key|token)"
+    r"|auth[_\s-]?token|bearer|client[_\s-]?secret|private[_\s-]?key|(?:aws_)?secret_access_key"
+    r"|token)\b(?:\s+(?:is|was))?\s*[:=]?\s*[\"'`]?([A-Za-z0-9_\-./+=]{16,})"
 )
+_URL_CREDENTIALS = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:([^\s@/]+)@[\w.\-]+")
+
 _PASSWORD = re.compile(
-    r"(?i)\b(?:password|passcode|passwd|pwd|pin code|pin)\b\s*(?:is|was|=|:|to)?\s*"
-    r"[\"'“]?([^\s\"'”,;]{4,64})"
+    r"(?i)\b(?:password|passphrase|passcode|passwd|pwd|pw)\b"
+    r"(?:\s+(?:for|of|on)\s+(?:[\w.@'\-]+\s+){0,3}?[\w.@'\-]+)?"
+    r"(?P<sep>\s*(?:is|was|was changed to|is now|=|:|->)\s*|\s+(?:to|now)\s+)"
+    r"(?:(?P<q>[\"'“‘`])(?P<quoted>[^\"'”’`\n]{1,64})[\"'”’`]|(?P<val>[^\s\"'”’,;]{3,64}))"
 )
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
+_PASSWORD_NOUN = re.compile(r"(?i)\b(?:password|passphrase|passcode)\s*[:=]\s*(?P<val>\S{3,64})")
+_PIN = re.compile(
+    r"(?i)\b(?:pin(?:\s+(?:code|number))?)\b\s*(?:is|was|:|=|#)?\s*"
+    r"(?P<val>\d{3,8})(?!\d)"
+)
+# Words that follow "password is" in ordinary prose.
+_PROSE = set(
+    """a an the too not no now also only very still just so as at in on for from by with of to and
+    or but if when it this that my your our their his her its is be being been incorrect wrong
+    correct
+    right invalid valid required expired weak strong long short case same different saved stored
+    set reset changed protected hidden visible encrypted hashed missing empty blank secure insecure
+    compromised locked easy hard simple complex strong unique new old mandatory optional ok okay
+    fine good bad there here what which how why where who something anything nothing everything
+    safe unsafe needed necessary enough sensitive private public important""".split()
+)
+
+_EMAIL = re.compile(
+    r"(?:(?<=mailto:)|(?<![:\w.%+\-]))[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b"
+)
+_EMAIL_OBFUSCATED = re.compile(
+    r"(?i)\b[A-Za-z0-9._%+\-]+\s*[\[(]\s*at\s*[\])]\s*[A-Za-z0-9\-]+"
+    r"(?:\s*[\[(]\s*dot\s*[\])]\s*[A-Za-z0-9\-]+)+\b"
+)
+
 _PHONE = re.compile(
-    r"(?<![\w/.\-])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{2,4}\)[\s.\-]?|\d{3}[\s.\-])\d{3}[\s.\-]\d{3,4}(?![\w/\-])"
-    r"|(?<![\w/.\-])\+\d{1,3}(?:[\s.\-]?\d{2,4}){2,5}(?![\w/\-])"
+    r"(?<![\w/.\-:$€£#])(?:\+?1[\s.\-])?(?:\(\d{3}\)\s?|\d{3}[\s.\-])\d{3}[\s.\-]\d{4}(?![\w/\-]|\.\d|:\d)"
+    r"|(?<![\w/.\-:$€£#])\+\d{1,3}(?:[\s.\-]?\(?\d{1,4}\)?){2,5}(?![\w/\-]|\.\d|:\d)"
 )
-_CARD = re.compile(r"(?<!\d)(?:\d[ \-]?){12,18}\d(?!\d)")
+_PHONE_CUE = re.compile(
+    r"(?i)\b(?:phone(?:\s+number)?|mobile(?:\s+number)?|cell(?:\s+(?:phone|number))?|tel(?:ephone)?"
+    r"|call\s+me\s+(?:at|on)|text\s+me\s+(?:at|on)|reach\s+me\s+(?:at|on)|whatsapp|fax|landline)\b\s*(?:is|:|at|on|#|no\.?)?\s*"
+    r"(?P<val>\+?\(?\d[\d\s().\-]{5,18}\d)(?![\w/]|\.\d)"
+)
+
+_CARD = re.compile(r"(?<![\d.,\-/])\d(?:[ \-]?\d){11,18}(?![\d\-/]|[.,]\d)")
+_CARD_CUE = re.compile(
+    r"(?i)\b(?:(?:credit|debit|bank|payment|visa|mastercard|amex)\s+card(?:\s+(?:number|no\.?|#))?"
+    r"|card\s+(?:number|no\.?|#))\s*(?:is|was|:|=|ending in)?\s*"
+    r"(?P<val>\d(?:[ \-]?\d){11,18})(?!\d)"
+)
+_CVV = re.compile(
+    r"(?i)\b(?:cvv2?|cvc2?|card\s+security\s+code)\b\s*(?:is|was|:|=|#)?\s*(?P<val>\d{3,4})(?!\d)"
+)
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,4})?\b")
-_SSN = re.compile(r"(?<!\d)(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?!\d)")
-_SSN_WORDS = re.compile(r"(?i)\b(?:ssn|social security(?: number)?)\b\D{0,20}(\d{9}|\d{3}\s\d{2}\s\d{4})")
-_NINO = re.compile(r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b")
+
+_SSN = re.compile(r"(?<![\d\-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d\-])")
+_SSN_WORDS = re.compile(
+    r"(?i)\b(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?)\b\D{0,20}?(\d{9}|\d{3}\s\d{2}\s\d{4})(?!\d)"
+)
+_NINO = re.compile(
+    r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b"
+)
+_ID_VALUE = r"(?P<val>[A-Z0-9](?:[A-Z0-9]|[\-/ ](?=[A-Z0-9])){4,24})"
+_CONNECT = r"(?i:(?:\s+(?:number|no\.?|num|#|id))?\s*(?:is|was|:|=|#|-)?\s*)"
+_GOV_CUE = re.compile(
+    r"(?i:\b(?:passport|driver'?s?\s+licen[cs]e|driving\s+licen[cs]e|licen[cs]e|DL|real\s*id"
+    r"|national\s+id(?:entity)?(?:\s+card)?|id\s+card|identity\s+card|state\s+id|tax\s+id|TIN|EIN"
+    r"|ITIN|SIN|social\s+insurance|NHS|medicare|aadhaar|PAN|personnummer|BSN|CPF|DNI|NIE"
+    r"|government\s+id|personal\s+id(?:entification)?)\b)" + _CONNECT + _ID_VALUE
+)
+_BANK_CUE = re.compile(
+    r"(?i:\b(?:(?:bank|checking|savings|current)\s+account|account|acct|routing|ABA|sort\s+code"
+    r"|BSB|SWIFT|BIC)\b)" + _CONNECT + r"(?P<val>\d(?:[\d]|[\-\s](?=\d)){5,19})(?!\d)"
+)
+_PLATE_CUE = re.compile(
+    r"(?i:\b(?:licen[cs]e\s+plate|number\s+plate|plate|registration\s+(?:plate|number))\b)"
+    + _CONNECT
+    + _ID_VALUE
+)
+
 _STREET = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way"
-    r"|Terrace|Ter|Parkway|Pkwy|Circle|Cir|Highway|Hwy|Square|Sq)"
+    r"|Terrace|Ter|Parkway|Pkwy|Circle|Cir|Highway|Hwy|Square|Sq|Crescent|Cres|Close|Row|Trail"
+    r"|Alley|Plaza|Loop|Path|Pike|Mews|Walk|Gardens|Grove)"
 )
 _ADDRESS = re.compile(
-    r"\b\d{1,6}(?:[A-Za-z])?\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-zA-Z'\-]+\s+){1,4}" + _STREET
-    + r"\b\.?(?:,?\s+(?:Apt|Apartment|Suite|Unit|#)\.?\s*\w+)?"
+    r"(?<![\w.,])(?<!#)\d{1,6}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-zA-Z'\-]+\s+){1,4}"
+    + _STREET
+    + r"\b\.?(?:\s+[NSEW]{1,2}\b\.?)?"
+    r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|#)\.?\s*#?\w+)?"
+    r"(?:,\s*[A-Z][a-zA-Z.'\-]+(?:\s[A-Z][a-zA-Z.'\-]+){0,2}"
+    r"(?:,?\s*[A-Z]{2}(?:\s+\d{5}(?:-\d{4})?)?)?)?"
+)
+_ADDRESS_EU = re.compile(
+    r"\b[A-ZÄÖÜ][a-zäöüß\-]+(?:straße|strasse|str\.|weg|gasse|platz|allee|laan|straat|gatan|vej)"
+    r"\s+\d{1,4}[a-z]?\b"
+    r"|(?<![\w.,])\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?i:rue|avenue|boulevard|bd|calle|via|avenida|rua|piazza)"
+    r"\s+(?:(?:de|du|des|la|le|del|della|di|do|da|das|dos)\s+|l')*[A-Z][\w'\-]+(?:\s[A-Z][\w'\-]+){0,3}"
+)
+_PO_BOX = re.compile(r"(?i)\bP\.?\s?O\.?\s+Box\s+\d{1,7}\b")
+# A number that begins a heading or a count is not a house number ("Top 5 Park Avenue Bars").
+_NOT_HOUSE = re.compile(
+    r"(?i)\b(?:top|chapter|step|page|season|episode|level|grade|size|part|vol)\s*$"
 )
 
 
-def _find(text: str) -> Iterable[tuple[str, int, int]]:
+def _password_value(m: re.Match[str]) -> tuple[int, int] | None:
+    if m.group("quoted") is not None:
+        return m.start("quoted"), m.end("quoted")
+    val = m.group("val").rstrip(".!?)")
+    if len(val) < 3:
+        return None
+    explicit = bool(re.search(r"[:=]|->", m.group("sep")))
+    strong = bool(re.search(r"[\d!@#$%^&*_\-+=?~]", val)) or (
+        re.search(r"[a-z]", val) is not None and re.search(r"[A-Z]", val[1:]) is not None
+    )
+    word = val.lower()
+    prose = word in _PROSE or word.endswith(("ed", "ing", "ly"))
+    if strong or (explicit and not prose) or (not prose and len(val) >= 6):
+        return m.start("val"), m.start("val") + len(val)
+    return None
+
+
+def _digits(s: str) -> str:
+    return re.sub(r"\D", "", s)
+
+
+def _find(text: str) -> Iterator[Span]:
     for m in _API_KEY.finditer(text):
         yield "api_key", m.start(), m.end()
+    for m in _PEM.finditer(text):
+        yield "api_key", m.start(), m.end()
     for m in _KEY_ASSIGN.finditer(text):
-        yield "api_key", m.start(1), m.end(1)
-    for m in _PASSWORD.finditer(text):
         val = m.group(1)
-        # a password-like value has a digit or symbol, or is introduced explicitly by ":" / "="
-        if re.search(r"[\d!@#$%^&*_\-+=?]", val) or re.search(r"[:=]", m.group(0)):
-            yield "password", m.start(1), m.end(1)
-    for m in _EMAIL.finditer(text):
-        yield "email", m.start(), m.end()
+        if (
+            re.search(r"\d", val)
+            and re.search(r"[A-Za-z]", val)
+            and not re.fullmatch(r"[\d.\-/]+\w?", val)
+        ):
+            yield "api_key", m.start(1), m.end(1)
+    for m in _URL_CREDENTIALS.finditer(text):
+        yield "password", m.start(1), m.end(1)
+    for rx in (_PASSWORD, _PASSWORD_NOUN):
+        for m in rx.finditer(text):
+            span = _password_value(m) if rx is _PASSWORD else (m.start("val"), m.end("val"))
+            if span:
+                yield "password", *span
+    for m in _PIN.finditer(text):
+        yield "password", m.start("val"), m.end("val")
+    for rx in (_EMAIL, _EMAIL_OBFUSCATED):
+        for m in rx.finditer(text):
+            yield "email", m.start(), m.end()
     for m in _CARD.finditer(text):
-        digits = re.sub(r"\D", "", m.group())
-        if 13 <= len(digits) <= 19 and luhn_ok(digits) and len(set(digits)) > 1:
+        raw = m.group()
+        digits = _digits(raw)
+        seps = set(re.findall(r"[ \-]", raw))
+        if (
+            13 <= len(digits) <= 19
+            and len(seps) <= 1
+            and luhn_ok(digits)
+            and card_issuer_ok(digits)
+            and len(set(digits)) > 1
+        ):
             yield "card", m.start(), m.end()
+    for m in _CVV.finditer(text):
+        yield "card", m.start("val"), m.end("val")
+    for m in _CARD_CUE.finditer(text):
+        yield "card", m.start("val"), m.end("val")
     for m in _IBAN.finditer(text):
         if iban_ok(m.group()):
             yield "iban", m.start(), m.end()
@@ -119,34 +312,76 @@ def _find(text: str) -> Iterable[tuple[str, int, int]]:
         yield "gov_id", m.start(1), m.end(1)
     for m in _NINO.finditer(text):
         yield "gov_id", m.start(), m.end()
+    for rx, kind in ((_GOV_CUE, "gov_id"), (_PLATE_CUE, "vehicle_plate")):
+        for m in rx.finditer(text):
+            val = m.group("val").rstrip(" -/")
+            need = 5 if kind == "gov_id" else 1
+            if len(_digits(val)) >= need and not re.fullmatch(r"(?:19|20)\d\d", val):
+                yield kind, m.start("val"), m.start("val") + len(val)
+    for m in _BANK_CUE.finditer(text):
+        if len(_digits(m.group("val"))) >= 6:
+            yield "bank_account", m.start("val"), m.end("val")
     for m in _PHONE.finditer(text):
-        digits = re.sub(r"\D", "", m.group())
+        digits = _digits(m.group())
         if 10 <= len(digits) <= 15:
             yield "phone", m.start(), m.end()
+    for m in _PHONE_CUE.finditer(text):
+        val = m.group("val").rstrip(" .-(")
+        if 7 <= len(_digits(val)) <= 15 and not re.fullmatch(
+            r"\d{1,2}[./\-]\d{1,2}[./\-]\d{2,4}", val
+        ):
+            yield "phone", m.start("val"), m.start("val") + len(val)
     for m in _ADDRESS.finditer(text):
-        yield "address", m.start(), m.end()
+        if not _NOT_HOUSE.search(text[: m.start()]):
+            yield "address", m.start(), m.end()
+    for rx in (_ADDRESS_EU, _PO_BOX):
+        for m in rx.finditer(text):
+            yield "address", m.start(), m.end()
 
 
-def find_secrets(text: str, kinds: Iterable[str] = KINDS) -> list[Redaction]:
-    """Secrets in ``text`` (non-overlapping, earliest and longest first)."""
+def fingerprint(secret: str, key: bytes | None = None) -> str:
+    """Eight hex digits identifying ``secret``: HMAC-SHA256 under ``key`` (else SHA-256)."""
+    data = secret.encode()
+    if key:
+        return hmac.new(key, data, hashlib.sha256).hexdigest()[:8]
+    return hashlib.sha256(data).hexdigest()[:8]
+
+
+def find_secrets(
+    text: str,
+    kinds: Iterable[str] = KINDS,
+    *,
+    key: bytes | None = None,
+    custom: Mapping[str, re.Pattern[str]] | None = None,
+) -> list[Redaction]:
+    """Secrets in ``text`` (non-overlapping, earliest and longest first).
+
+    ``custom`` adds detectors (kind -> compiled pattern; the whole match is the secret).
+    """
     wanted = set(kinds)
-    spans = sorted(
-        ((k, s, e) for k, s, e in _find(text) if k in wanted), key=lambda x: (x[1], -(x[2] - x[1]))
-    )
+    spans: list[Span] = [s for s in _find(text) if s[0] in wanted]
+    for kind, rx in (custom or {}).items():
+        spans += [(kind, m.start(), m.end()) for m in rx.finditer(text) if m.end() > m.start()]
+    spans.sort(key=lambda x: (x[1], -(x[2] - x[1])))
     out: list[Redaction] = []
     last_end = -1
     for kind, s, e in spans:
-        if s < last_end:
+        if s < last_end or e <= s:
             continue
-        fp = hashlib.sha256(text[s:e].encode()).hexdigest()[:8]
-        out.append(Redaction(kind, s, e, fp))
+        out.append(Redaction(kind, s, e, fingerprint(text[s:e], key)))
         last_end = e
     return out
 
 
-def redact(text: str, kinds: Iterable[str] = KINDS) -> tuple[str, list[Redaction]]:
+def redact(
+    text: str,
+    kinds: Iterable[str] = KINDS,
+    *,
+    key: bytes | None = None,
+    custom: Mapping[str, re.Pattern[str]] | None = None,
+) -> tuple[str, list[Redaction]]:
     """``text`` with every secret replaced by ``[REDACTED <kind>]``, and what was replaced."""
-    found = find_secrets(text, kinds)
+    found = find_secrets(text, kinds, key=key, custom=custom)
     pieces, pos = [], 0
     for r in found:
         pieces.append(text[pos : r.start])
@@ -158,17 +393,50 @@ def redact(text: str, kinds: Iterable[str] = KINDS) -> tuple[str, list[Redaction
 
 @dataclass
 class PrivacyGuard:
-    """Configurable redaction applied to chunks before the model and to memories after it."""
+    """Configurable redaction applied to chunks before the model and to memories after it.
+
+    ``kinds`` selects the detectors, ``custom`` adds regex detectors of your own, ``key`` keys the
+    fingerprints (random per guard unless given, e.g. one per store), ``on_redact`` is called
+    with each :class:`Redaction` and where it was found (never with the secret).
+    """
 
     kinds: tuple[str, ...] = KINDS
     enabled: bool = True
     on_redact: Callable[[Redaction, str], None] | None = None
+    custom: dict[str, re.Pattern[str]] = field(default_factory=dict)
+    key: bytes = field(default_factory=lambda: os.urandom(16), repr=False)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown privacy kinds {sorted(unknown)}; choose from {KINDS}")
+        self.custom = {
+            k: re.compile(v) if isinstance(v, str) else v for k, v in self.custom.items()
+        }
+
+    def find(self, text: str) -> list[Redaction]:
+        if not self.enabled:
+            return []
+        return find_secrets(text, self.kinds, key=self.key, custom=self.custom)
 
     def clean(self, text: str, where: str = "") -> tuple[str, list[Redaction]]:
         if not self.enabled:
             return text, []
-        out, found = redact(text, self.kinds)
+        out, found = redact(text, self.kinds, key=self.key, custom=self.custom)
         if self.on_redact:
             for r in found:
                 self.on_redact(r, where)
         return out, found
+
+
+__all__ = [
+    "KINDS",
+    "PrivacyGuard",
+    "Redaction",
+    "card_issuer_ok",
+    "find_secrets",
+    "fingerprint",
+    "iban_ok",
+    "luhn_ok",
+    "redact",
+]

@@ -103,6 +103,15 @@ class Model(ABC):
         """
         return None
 
+    async def score_continuations(
+        self, messages: list[Message], continuations: list[str], *, prefix: str = ""
+    ) -> list[tuple[float, int]] | None:
+        """Total log-probability and token count of each continuation of the assistant's reply.
+
+        Returns None when the backend cannot score.
+        """
+        return None
+
     @abstractmethod
     def count_tokens(self, text: str) -> int:
         """Exact number of tokens of ``text`` for this model's tokenizer (no special tokens)."""

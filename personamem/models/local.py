@@ -220,6 +220,70 @@ class LocalModel(Model):
         )
         return scores, g, prefill_s
 
+    def _continuations_sync(
+        self, messages: list[Message], continuations: list[str], prefix: str
+    ) -> tuple[list[tuple[float, int]], Generation, float]:
+        import numpy as np
+
+        llm = self._model()
+        tokens = self.prompt_tokens(messages, prefix)
+        t0 = time.perf_counter()
+        evaluated, prefill_s = self._prefill(tokens)
+        n_vocab = llm.n_vocab()
+
+        def logsoftmax(rows: np.ndarray) -> np.ndarray:
+            rows = rows.astype(np.float64)
+            m = rows.max(axis=-1, keepdims=True)
+            return rows - (m + np.log(np.exp(rows - m).sum(axis=-1, keepdims=True)))
+
+        last = logsoftmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,)).copy())
+        base = llm.n_tokens
+        results: list[tuple[float, int]] = []
+        extra = 0
+        for text in continuations:
+            ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+            ids = ids[: min(llm.n_batch, self.n_ctx - base - 1)]
+            if not ids:
+                results.append((0.0, 0))
+                continue
+            total = float(last[ids[0]])
+            if len(ids) > 1:
+                feed = ids[:-1]
+                llm._batch.set_batch(batch=feed, n_past=base, logits_all=True)
+                llm._ctx.decode(llm._batch)
+                rows = np.ctypeslib.as_array(
+                    llm._ctx.get_logits(), shape=(len(feed) * n_vocab,)
+                ).reshape(len(feed), n_vocab)
+                lp = logsoftmax(rows)
+                total += float(lp[np.arange(len(feed)), ids[1:]].sum())
+                llm._ctx.kv_cache_seq_rm(-1, base, -1)
+                extra += len(feed)
+            results.append((total, len(ids)))
+        llm.n_tokens = base
+        g = Generation(
+            text="",
+            tokens_in=len(tokens) + extra,
+            tokens_out=0,
+            seconds=time.perf_counter() - t0,
+            prefill_tokens=evaluated + extra,
+        )
+        return results, g, prefill_s
+
+    async def score_continuations(
+        self, messages: list[Message], continuations: list[str], *, prefix: str = ""
+    ) -> list[tuple[float, int]] | None:
+        async with self._lock:
+            try:
+                res, g, prefill_s = await asyncio.to_thread(
+                    self._continuations_sync, messages, continuations, prefix
+                )
+            except ModelError:
+                raise
+            except Exception as e:
+                raise ModelError(f"llama.cpp failed: {e}") from e
+        self._record(g, prefill_s)
+        return res
+
     async def score_choices(
         self, messages: list[Message], choices: list[str], *, prefix: str = ""
     ) -> list[float] | None:

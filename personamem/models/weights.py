@@ -95,8 +95,14 @@ def embedded_path(name: str) -> Path:
         return parts[0]
     target = cache_dir() / spec.filename
     ok_marker = target.with_suffix(".sha256-ok")
-    if target.is_file() and ok_marker.is_file() and target.stat().st_size == spec.size:
-        return target
+    if target.is_file() and (spec.size is None or target.stat().st_size == spec.size):
+        # The marker records the digest with the size and mtime it was verified at, so a file
+        # replaced or corrupted since is hashed again (and rebuilt below if it is wrong).
+        if ok_marker.is_file() and ok_marker.read_text().split() == _stamp(target, spec.sha256):
+            return target
+        if spec.sha256 is None or _sha256(target) == spec.sha256:
+            ok_marker.write_text(" ".join(_stamp(target, spec.sha256)))
+            return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".tmp{os.getpid()}")
     with open(tmp, "wb") as out:
@@ -117,5 +123,10 @@ def embedded_path(name: str) -> Path:
                 "reinstall the part packages with pinned versions"
             )
     os.replace(tmp, target)
-    ok_marker.write_text(spec.sha256 or "")
+    ok_marker.write_text(" ".join(_stamp(target, spec.sha256)))
     return target
+
+
+def _stamp(path: Path, digest: str | None) -> list[str]:
+    st = path.stat()
+    return [digest or "-", str(st.st_size), str(st.st_mtime_ns)]

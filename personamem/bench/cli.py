@@ -1,0 +1,285 @@
+"""``personamem bench``: run the benchmark harness and report on runs."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ..models import DEFAULT_MODEL, ModelError, WeightsError
+from .config import MODES, RunConfig, default_cache_dir
+from .report import ReportError, write_report
+from .runner import BenchError, RunEvents, Runner
+from .store import RunDirError
+from .systems import SYSTEMS
+
+bench_app = typer.Typer(
+    help="Benchmark personalization systems on PersonaMem-v2 data.", no_args_is_help=True
+)
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(msg: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {msg}")
+    raise typer.Exit(code)
+
+
+def _csv(text: str | None) -> list[str]:
+    return [x.strip() for x in (text or "").split(",") if x.strip()]
+
+
+class RichEvents(RunEvents):
+    """Progress bars with elapsed time and an estimate of the time left."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.p = progress
+        self.answers: TaskID | None = None
+        self.judging: TaskID | None = None
+        self.tasks: dict[str, TaskID] = {}
+
+    def plan(self, answers: int, judgements: int, done: int) -> None:
+        if done:
+            self.p.console.print(f"[dim]resuming: {done} results already in the run folder[/]")
+        if answers or judgements:
+            self.p.console.print(
+                f"[dim]to do: {answers} answers"
+                + (f", {judgements} judgements" if judgements else "")
+                + " (the estimate settles after the first answers of each system)[/]"
+            )
+        if answers:
+            self.answers = self.p.add_task("answers", total=answers)
+        if judgements:
+            self.judging = self.p.add_task("judging", total=judgements)
+        if not answers and not judgements:
+            self.p.console.print("[green]nothing left to do: every question is answered[/]")
+
+    def answered(self, row: dict[str, Any]) -> None:
+        if self.answers is not None:
+            self.p.update(self.answers, advance=1, description=f"answers ({row['system']})")
+        if row.get("status") == "error":
+            self.p.console.print(f"[yellow]{row['system']} {row['qid']}:[/] {row.get('error')}")
+
+    def judged(self, row: dict[str, Any]) -> None:
+        if self.judging is not None:
+            self.p.update(self.judging, advance=1)
+
+    def start(self, key: str, description: str, total: int | None) -> None:
+        self.tasks[key] = self.p.add_task(description, total=total)
+
+    def advance(self, key: str, steps: int = 1, description: str | None = None) -> None:
+        if key in self.tasks:
+            kw: dict[str, Any] = {"advance": steps}
+            if description:
+                kw["description"] = description
+            self.p.update(self.tasks[key], **kw)
+
+    def stop(self, key: str) -> None:
+        if key in self.tasks:
+            self.p.remove_task(self.tasks.pop(key))
+
+    def note(self, message: str) -> None:
+        self.p.console.print(f"[dim]{message}[/]")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+@bench_app.command("run")
+def run_cmd(
+    data_dir: Annotated[Path, typer.Argument(help="A PersonaMem-v2 release folder.")],
+    systems: Annotated[
+        str, typer.Option(help=f"Comma-separated systems: {', '.join(sorted(SYSTEMS))}.")
+    ] = "memory,long-context,retrieval,no-history",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Answering (and memory-writing) model: local/qwen2.5-0.5b (default, offline), "
+            "local/smollm2-135m, gguf:/path.gguf, openai/<name>.",
+        ),
+    ] = DEFAULT_MODEL,
+    judges: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated judge models for open-ended scoring "
+            "(default: three samples of --model)."
+        ),
+    ] = None,
+    context: Annotated[str, typer.Option(help="History length: 32k or 128k.")] = "32k",
+    mode: Annotated[str, typer.Option(help="mcq, open or both.")] = "mcq",
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    personas: Annotated[
+        str | None, typer.Option(help="Comma-separated persona ids to keep.")
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            help="Questions in flight at once (keep 1 with a local model: it runs one "
+            "prompt at a time and concurrency would break KV-cache reuse)."
+        ),
+    ] = 1,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Run folder; re-running into it resumes.")
+    ] = Path("runs/bench"),
+    split: Annotated[str, typer.Option(help="benchmark, train or val.")] = "benchmark",
+    chunk_tokens: Annotated[int, typer.Option(help="Memory: tokens per history chunk.")] = 5000,
+    memory_tokens: Annotated[int, typer.Option(help="Memory: token cap of the memory.")] = 2048,
+    max_chunks: Annotated[
+        int | None, typer.Option(help="Memory: read only the first N chunks (quick runs).")
+    ] = None,
+    strategy: Annotated[str, typer.Option(help="Memory: extract or rewrite.")] = "extract",
+    top_k: Annotated[int, typer.Option(help="Retrieval: user turns put in the prompt.")] = 8,
+    snippet_tokens: Annotated[int, typer.Option(help="Retrieval: tokens kept per turn.")] = 300,
+    mcq_method: Annotated[
+        str,
+        typer.Option(
+            help="How the answerer picks an option: auto (its default), likelihood (option "
+            "text scored as the reply), score (letter log-probabilities) or generate (letter "
+            "parsed from \\boxed{x} / Final Answer: X)."
+        ),
+    ] = "auto",
+    seed: Annotated[int, typer.Option(help="Mixed into every question's shuffle seed.")] = 0,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Memory cache (default ~/.cache/personamem/memories).")
+    ] = None,
+    report: Annotated[bool, typer.Option(help="Print and write the report at the end.")] = True,
+) -> None:
+    """Answer PersonaMem-v2 questions with each system, score them, record cost; resumable."""
+    if context not in ("32k", "128k"):
+        _fail(f"--context must be 32k or 128k, not {context!r}", 2)
+    if mode not in MODES:
+        _fail(f"--mode must be mcq, open or both, not {mode!r}", 2)
+    names = _csv(systems)
+    unknown = [s for s in names if s not in SYSTEMS]
+    if not names or unknown:
+        _fail(
+            f"unknown system(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(sorted(SYSTEMS))}",
+            2,
+        )
+    if strategy not in ("extract", "rewrite"):
+        _fail("--strategy must be extract or rewrite", 2)
+    if mcq_method not in ("auto", "likelihood", "score", "generate"):
+        _fail("--mcq-method must be auto, likelihood, score or generate", 2)
+    if concurrency < 1:
+        _fail("--concurrency must be at least 1", 2)
+    if limit is not None and limit < 1:
+        _fail("--limit must be at least 1", 2)
+    if not data_dir.is_dir():
+        _fail(f"{data_dir}: not a folder; expected a PersonaMem-v2 release folder", 2)
+    try:
+        cfg = RunConfig(
+            data_dir=str(data_dir.resolve()),
+            systems=list(dict.fromkeys(names)),
+            model=model,
+            judges=_csv(judges),
+            context=context,  # type: ignore[arg-type]
+            modes=list(MODES[mode]),
+            split=split,
+            limit=limit,
+            personas=_csv(personas),
+            concurrency=concurrency,
+            chunk_tokens=chunk_tokens,
+            memory_tokens=memory_tokens,
+            max_chunks=max_chunks,
+            strategy=strategy,
+            top_k=top_k,
+            snippet_tokens=snippet_tokens,
+            seed=seed,
+            mcq_method=mcq_method,  # type: ignore[arg-type]
+            cache_dir=str(cache_dir or default_cache_dir()),
+        )
+    except ValueError as e:
+        _fail(str(e), 2)
+    if concurrency > 1 and model.startswith(("local/", "gguf:")):
+        console.print(
+            "[yellow]note:[/] a local model answers one prompt at a time; "
+            "--concurrency > 1 only interleaves histories and loses KV-cache reuse"
+        )
+    with _progress() as bar:
+        events = RichEvents(bar)
+        try:
+            runner = Runner(
+                cfg, out_dir, events=events, extra_manifest={"command": " ".join(sys.argv)}
+            )
+            bar.console.print(
+                f"[bold]{out_dir}[/]: {', '.join(cfg.systems)} on {data_dir} "
+                f"({cfg.context}, {mode}, model {cfg.model})"
+            )
+            summary = asyncio.run(runner.run())
+        except KeyboardInterrupt:
+            console.print(
+                f"\n[yellow]interrupted.[/] Finished answers are saved in {out_dir}; "
+                "run the same command again to resume."
+            )
+            raise typer.Exit(130) from None
+        except (BenchError, RunDirError) as e:
+            _fail(str(e), 2)
+        except (ModelError, WeightsError) as e:
+            _fail(str(e))
+    console.print(
+        f"[green]done[/] in {summary.seconds:.1f}s: {summary.answered} answered, "
+        f"{summary.judged} judged, {summary.skipped} already done, {summary.errors} errors"
+    )
+    for msg in summary.error_messages[:5]:
+        console.print(f"  [yellow]-[/] {msg}")
+    if report:
+        res = write_report([out_dir], console=out, on_plot_error=_plot_warning)
+        console.print(
+            f"report: {res.markdown_path}"
+            + (f", plots in {res.markdown_path.parent / 'plots'}" if res.plots else "")
+        )
+    if summary.errors:
+        console.print("[yellow]some questions failed; re-run the same command to retry them[/]")
+
+
+def _plot_warning(e: Exception) -> None:
+    console.print(f"[yellow]no plots ({e}); pip install matplotlib[/]")
+
+
+@bench_app.command("report")
+def report_cmd(
+    run_dirs: Annotated[list[Path], typer.Argument(help="One or more run folders.")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Where report.md and plots/ go (default: the run folder, "
+            "or <first run>/compare for several).",
+        ),
+    ] = None,
+    plots: Annotated[bool, typer.Option(help="Draw PNG plots.")] = True,
+) -> None:
+    """Tables (terminal and Markdown), plots (PNG), side by side when several runs are given."""
+    try:
+        res = write_report(run_dirs, out_dir, console=out, plots=plots, on_plot_error=_plot_warning)
+    except ReportError as e:
+        _fail(str(e), 2)
+    console.print(
+        f"report: {res.markdown_path}"
+        + (f", {len(res.plots)} plots in {res.markdown_path.parent / 'plots'}" if res.plots else "")
+    )

@@ -1,0 +1,68 @@
+"""The settings of one benchmark run, saved as ``run.json`` in the run folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Mode = Literal["mcq", "open"]
+ContextSize = Literal["32k", "128k"]
+MODES: dict[str, tuple[Mode, ...]] = {"mcq": ("mcq",), "open": ("open",), "both": ("mcq", "open")}
+
+#: Settings that change what an answer is: a run folder cannot be resumed with different ones.
+FINGERPRINT = (
+    "model",
+    "context",
+    "chunk_tokens",
+    "memory_tokens",
+    "max_chunks",
+    "strategy",
+    "top_k",
+    "snippet_tokens",
+    "seed",
+    "mcq_method",
+)
+
+
+def default_cache_dir() -> Path:
+    """Where built memories are kept: $PERSONAMEM_CACHE/memories or ~/.cache/personamem/memories."""
+    root = os.environ.get("PERSONAMEM_CACHE") or Path.home() / ".cache" / "personamem"
+    return Path(root) / "memories"
+
+
+class RunConfig(BaseModel):
+    """Everything a run needs besides the data; defaults follow the paper where it says."""
+
+    data_dir: str
+    systems: list[str] = Field(
+        default_factory=lambda: ["memory", "long-context", "retrieval", "no-history"]
+    )
+    model: str = "local/qwen2.5-0.5b"
+    judges: list[str] = Field(default_factory=list)
+    """Judge model specs for open-ended scoring; empty means three samples of ``model``."""
+    context: ContextSize = "32k"
+    modes: list[Mode] = Field(default_factory=lambda: ["mcq"])
+    split: str = "benchmark"
+    limit: int | None = None
+    personas: list[str] = Field(default_factory=list)
+    concurrency: int = 1
+    chunk_tokens: int = 5000
+    memory_tokens: int = 2048
+    max_chunks: int | None = None
+    strategy: str = "extract"
+    top_k: int = 8
+    snippet_tokens: int = 300
+    seed: int = 0
+    """Mixed into every question's shuffle seed; 0 reproduces the default shuffles."""
+    mcq_method: Literal["auto", "likelihood", "score", "generate"] = "auto"
+    open_max_tokens: int = 400
+    cache_dir: str = Field(default_factory=lambda: str(default_cache_dir()))
+
+    def judge_specs(self) -> list[str]:
+        return self.judges or [self.model] * 3
+
+    def fingerprint(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in FINGERPRINT}

@@ -1,0 +1,471 @@
+"""Run systems over PersonaMem-v2 questions and record every answer, resumably.
+
+The unit of work is one question for one system in one mode (``mcq`` or ``open``), identified by
+(question id, system, mode). Finished units are read back from ``results.jsonl`` and skipped, so
+re-running the same command resumes. Questions of one history are answered consecutively
+(memory built once; long-context prompts share the history as a KV-cache prefix). Open-ended
+answers are written first with ``status = "answered"`` and judged in a second phase, so judge
+calls never break the answering model's KV cache; a resumed run judges what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..answer import Answerer
+from ..data import ChatHistory, DataError, QAItem, Release, load_release
+from ..models import Model, ModelError, get_model
+from . import scoring
+from .config import RunConfig
+from .modelcache import ScoreCache
+from .store import RunStore
+from .systems import Env, Prepared, Progress, System, get_system
+
+DISTANCE_EDGES = (2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000)
+
+
+class BenchError(ValueError):
+    """The run cannot start as asked (no questions, bad settings); the message says why."""
+
+
+def distance_bucket(tokens: int | None) -> str:
+    """A readable bucket for the distance of the evidence from the end of the history."""
+    if tokens is None:
+        return "unknown"
+    lo = 0
+    for hi in DISTANCE_EDGES:
+        if tokens < hi:
+            return f"{lo // 1000}-{hi // 1000}k"
+        lo = hi
+    return f"{DISTANCE_EDGES[-1] // 1000}k+"
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def evidence_ids(item: QAItem, history: ChatHistory) -> list[int]:
+    """History indices of the messages of the item's related conversation snippet."""
+    wanted = {_text(m.get("content")).strip() for m in item.related_snippet}
+    wanted.discard("")
+    return [i for i, m in enumerate(history.messages) if m["content"].strip() in wanted]
+
+
+@dataclass
+class HistoryFacts:
+    """Per-history facts the rows need: tokens after each message (for evidence distances)."""
+
+    tail_tokens: list[int]
+
+    @classmethod
+    def of(cls, history: ChatHistory, model: Model) -> HistoryFacts:
+        tail = [0] * (len(history.messages) + 1)
+        for i in range(len(history.messages) - 1, -1, -1):
+            tail[i] = tail[i + 1] + model.count_tokens(history.messages[i]["content"]) + 4
+        return cls(tail)
+
+    def distance(self, ids: Sequence[int]) -> int | None:
+        """Tokens between the end of the last evidence message and the end of the history."""
+        return self.tail_tokens[max(ids) + 1] if ids else None
+
+
+class RunEvents(Progress):
+    """What a runner tells its caller as it goes (no-ops by default; the CLI draws bars)."""
+
+    def plan(self, answers: int, judgements: int, done: int) -> None:
+        """Work ahead: answers to get, open answers to judge; results already in the folder."""
+
+    def answered(self, row: dict[str, Any]) -> None:
+        """One answer was recorded."""
+
+    def judged(self, row: dict[str, Any]) -> None:
+        """One open-ended answer was judged."""
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    answered: int = 0
+    judged: int = 0
+    errors: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    error_messages: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Unit:
+    system: System
+    link: str
+    work: list[tuple[QAItem, str]]
+
+
+def select_items(release: Release, config: RunConfig) -> list[QAItem]:
+    """The questions a run asks: split, personas, a history for the context size, then --limit."""
+    items = release.split(config.split)
+    if not items:
+        raise BenchError(f"{release.root}: no questions in split {config.split!r}")
+    if config.personas:
+        wanted = {p.strip() for p in config.personas}
+        items = [q for q in items if q.persona_id in wanted]
+        if not items:
+            raise BenchError(f"no questions for persona(s) {', '.join(sorted(wanted))}")
+    with_history = [q for q in items if q.history_link(config.context)]
+    if not with_history:
+        raise BenchError(
+            f"none of the {len(items)} selected questions has a {config.context} chat history "
+            f"(column chat_history_{config.context}_link is empty)"
+        )
+    items = with_history
+    if config.limit is not None:
+        items = items[: max(0, config.limit)]
+    return items
+
+
+class Runner:
+    """One benchmark run into one folder; call :meth:`run` (async) or :func:`run_bench`."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: str | Path,
+        *,
+        model: Model | None = None,
+        judge_models: dict[str, Model] | None = None,
+        events: RunEvents | None = None,
+        embedder_factory: Any = None,
+        release: Release | None = None,
+        extra_manifest: dict[str, Any] | None = None,
+    ) -> None:
+        for name in config.systems:
+            get_system(name)  # fail early on unknown names
+        if config.concurrency < 1:
+            raise BenchError("--concurrency must be at least 1")
+        self.config = config
+        self.store = RunStore(run_dir)
+        self.events = events or RunEvents()
+        self._model = model
+        self._judge_models = judge_models
+        self._embedder_factory = embedder_factory
+        self._release = release
+        self._extra = extra_manifest or {}
+        self._prepared: dict[tuple[str, str], asyncio.Future[Prepared]] = {}
+        self._histories: dict[str, ChatHistory] = {}
+        self._facts: dict[str, HistoryFacts] = {}
+
+    # --- setup -----------------------------------------------------------------------------
+    def release(self) -> Release:
+        if self._release is None:
+            try:
+                self._release = load_release(self.config.data_dir, splits=(self.config.split,))
+            except DataError as e:
+                raise BenchError(str(e)) from e
+        return self._release
+
+    def model(self) -> Model:
+        """The answering model, wrapped in a :class:`ScoreCache`."""
+        if self._model is None:
+            self._model = get_model(self.config.model)
+        if not isinstance(self._model, ScoreCache):
+            self._model = ScoreCache(self._model)
+        return self._model
+
+    def judges(self) -> list[scoring.Judge]:
+        specs = self.config.judge_specs()
+        models = dict(self._judge_models or {})
+        for s in specs:
+            if s not in models:
+                models[s] = self.model() if s == self.config.model else get_model(s)
+        return scoring.make_judges(specs, models)
+
+    def history(self, link: str) -> ChatHistory:
+        if link not in self._histories:
+            self._histories[link] = self.release().history(link)
+        return self._histories[link]
+
+    def facts(self, link: str) -> HistoryFacts:
+        if link not in self._facts:
+            self._facts[link] = HistoryFacts.of(self.history(link), self.model())
+        return self._facts[link]
+
+    # --- the run ---------------------------------------------------------------------------
+    async def run(self) -> RunSummary:
+        t0 = time.perf_counter()
+        cfg = self.config
+        release = self.release()
+        items = select_items(release, cfg)
+        if release.issues:
+            self.events.note(
+                f"{len(release.issues)} unusable row(s) of the release were skipped "
+                f"(first: {release.issues[0]}); `personamem data inspect` lists them"
+            )
+        model = self.model()
+        by_history: dict[str, list[QAItem]] = defaultdict(list)
+        for q in release.split(cfg.split):
+            if q.history_link(cfg.context):
+                by_history[q.history_link(cfg.context)].append(q)
+        env = Env(
+            model=model,
+            answerer=Answerer(model, method=cfg.mcq_method, max_tokens=cfg.open_max_tokens),
+            config=cfg,
+            cache_dir=Path(cfg.cache_dir).expanduser(),
+            run_dir=self.store.root,
+            progress=self.events,
+            items_by_history=dict(by_history),
+            embedder_factory=self._embedder_factory,
+        )
+        systems = [get_system(name)(env) for name in cfg.systems]
+        self.env = env
+        self.store.open(
+            cfg,
+            extra={
+                **self._extra,
+                "model_name": model.name,
+                "context_window": model.context_window,
+                "judge_specs": cfg.judge_specs() if "open" in cfg.modes else [],
+                "judge_prompt_version": scoring.JUDGE_PROMPT_VERSION,
+                "systems_versions": {s.name: s.version() for s in systems},
+                "selected_questions": len(items),
+            },
+        )
+        done = self.store.results()
+        summary = RunSummary(self.store.root)
+        units: list[_Unit] = []
+        to_judge: list[dict[str, Any]] = []
+        n_answers = n_open = 0
+        for system in systems:
+            groups: dict[str, list[tuple[QAItem, str]]] = defaultdict(list)
+            for q in items:
+                for mode in cfg.modes:
+                    row = done.get((q.id, system.name, mode))
+                    if row is not None and row.get("status") == "done":
+                        summary.skipped += 1
+                    elif row is not None and row.get("status") == "answered":
+                        to_judge.append(row)
+                    else:
+                        groups[q.history_link(cfg.context)].append((q, mode))
+            for link in sorted(groups):
+                work = groups[link]
+                n_answers += len(work)
+                n_open += sum(1 for _, m in work if m == "open")
+                if system.sequential:
+                    units.append(_Unit(system, link, work))
+                else:
+                    units.extend(_Unit(system, link, [w]) for w in work)
+        self.events.plan(n_answers, len(to_judge) + n_open, summary.skipped)
+        queue: asyncio.Queue[_Unit] = asyncio.Queue()
+        for u in units:
+            queue.put_nowait(u)
+        answered: list[dict[str, Any]] = []
+
+        async def worker() -> None:
+            while True:
+                try:
+                    unit = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                await self._do_unit(unit, summary, answered)
+
+        await asyncio.gather(*(worker() for _ in range(min(cfg.concurrency, len(units)) or 1)))
+        to_judge += [r for r in answered if r["status"] == "answered"]
+        if to_judge:
+            await self._judge_all(to_judge, summary)
+        summary.seconds = time.perf_counter() - t0
+        return summary
+
+    async def _prepare(self, system: System, link: str) -> Prepared:
+        key = (system.name, link)
+        if key not in self._prepared:
+            fut: asyncio.Future[Prepared] = asyncio.get_running_loop().create_future()
+            self._prepared[key] = fut
+            try:
+                history = self.history(link)
+                prepared = await system.prepare(history, link)
+                if prepared.build is not None:
+                    self.store.append_build(
+                        {
+                            "system": system.name,
+                            "history": link,
+                            "history_hash": history.content_hash,
+                            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                            **prepared.build,
+                        }
+                    )
+                fut.set_result(prepared)
+            except Exception as e:  # every question of this history will report it
+                fut.set_exception(e)
+                fut.exception()  # mark retrieved: awaited below
+        return await asyncio.shield(self._prepared[key])
+
+    async def _warm_baselines(self, unit: _Unit) -> None:
+        """Score the questions' context-free baselines before the history is in the KV cache
+        (likelihood answering needs them; scored in between, they would evict the history)."""
+        if self.config.mcq_method not in ("auto", "likelihood"):
+            return
+        model = self.model()
+        t0 = time.perf_counter()
+        before = model.usage.snapshot()
+        n = 0
+        for item, mode in unit.work:
+            if mode != "mcq":
+                continue
+            options = [o.strip() for o in scoring.shuffle_options(item, self.config.seed).options]
+            try:
+                res = await model.score_continuations(Answerer.messages(item.query), options)
+            except ModelError:
+                return
+            if res is None:
+                return
+            n += 1
+        used = model.usage.since(before)
+        if n and used.calls:
+            self.store.append_build(
+                {
+                    "system": unit.system.name,
+                    "history": unit.link,
+                    "history_hash": self.history(unit.link).content_hash,
+                    "kind": "baselines",
+                    "questions": n,
+                    "cached": False,
+                    "tokens_in": used.tokens_in,
+                    "tokens_out": 0,
+                    "prefill_tokens": used.prefill_tokens,
+                    "seconds": round(time.perf_counter() - t0, 4),
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                }
+            )
+
+    async def _do_unit(
+        self, unit: _Unit, summary: RunSummary, answered: list[dict[str, Any]]
+    ) -> None:
+        if unit.system.sequential:
+            await self._warm_baselines(unit)
+        for order, (item, mode) in enumerate(unit.work):
+            try:
+                prepared = await self._prepare(unit.system, unit.link)
+                row = await self._answer(unit.system, unit.link, item, mode, prepared)
+                row["order_in_history"] = order if unit.system.sequential else None
+            except Exception as e:  # recorded and retried on resume; the run goes on
+                row = self._base_row(unit.system, unit.link, item, mode)
+                row.update(status="error", error=f"{type(e).__name__}: {e}", score=None)
+                summary.errors += 1
+                if len(summary.error_messages) < 20:
+                    summary.error_messages.append(f"{unit.system.name} {item.id}: {row['error']}")
+            self.store.append_result(row)
+            if row["status"] != "error":
+                summary.answered += 1
+                answered.append(row)
+            self.events.answered(row)
+
+    def _base_row(self, system: System, link: str, item: QAItem, mode: str) -> dict[str, Any]:
+        cfg = self.config
+        release_distance = item.distance_32k if cfg.context == "32k" else item.distance_128k
+        row: dict[str, Any] = {
+            "qid": item.id,
+            "system": system.name,
+            "mode": mode,
+            "status": "error",
+            "persona_id": item.persona_id,
+            "history": link,
+            "context": cfg.context,
+            "model": cfg.model,
+            "pref_type": item.pref_type,
+            "who": item.who,
+            "updated": item.updated,
+            "sensitive": item.has_sensitive,
+            "scenario": item.conversation_scenario,
+            "topic_query": item.topic_query,
+            "distance_tokens": release_distance,
+            "distance_source": "release" if release_distance is not None else None,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        try:
+            history = self.history(link)
+            ids = evidence_ids(item, history)
+            row["history_hash"] = history.content_hash
+            row["evidence_ids"] = ids
+            if release_distance is None:
+                row["distance_tokens"] = self.facts(link).distance(ids)
+                row["distance_source"] = "computed" if ids else None
+        except DataError:
+            row["history_hash"] = None
+        row["distance_bucket"] = distance_bucket(row["distance_tokens"])
+        return row
+
+    async def _answer(
+        self, system: System, link: str, item: QAItem, mode: str, prepared: Prepared
+    ) -> dict[str, Any]:
+        history = self.history(link)
+        ctx = await system.context(item, history, prepared, mode)
+        row = self._base_row(system, link, item, mode)
+        row.update(ctx.info)
+        answerer = self.env.answerer
+        row["correct_answer"] = item.correct_answer
+        if mode == "mcq":
+            sh = scoring.shuffle_options(item, self.config.seed)
+            a = await answerer.mcq(item.query, sh.options, **ctx.kwargs)
+            parsed = a.choice is not None
+            correct = parsed and a.choice == sh.correct
+            row.update(
+                status="done",
+                options_order=sh.order,
+                shuffle_seed=sh.seed,
+                correct_letter=sh.correct_letter,
+                correct_index=sh.correct,
+                answer=a.letter,
+                answer_index=a.choice,
+                parsed=parsed,
+                correct=correct,
+                score=1.0 if correct else 0.0,
+                choice_scores=a.scores,
+            )
+        else:
+            a = await answerer.open(item.query, **ctx.kwargs)
+            row.update(
+                status="answered",
+                answer=a.text,
+                preference=item.preference,
+                prev_pref=item.prev_pref,
+                parsed=bool(a.text.strip()),
+                score=None,
+            )
+        row.update(
+            method=a.method,
+            prompt=a.prompt,
+            raw=a.raw,
+            tokens_in=a.tokens_in,
+            tokens_out=a.tokens_out,
+            prefill_tokens=a.prefill_tokens,
+            seconds=round(a.seconds, 4),
+        )
+        return row
+
+    async def _judge_all(self, rows: list[dict[str, Any]], summary: RunSummary) -> None:
+        judges = self.judges()
+        by_id = {q.id: q for q in self.release().items}
+        for row in rows:
+            item = by_id.get(row["qid"])
+            if item is None:
+                continue
+            t0 = time.perf_counter()
+            verdict = await scoring.judge_open(item, row.get("answer") or "", judges)
+            new = {**row, **verdict}
+            new["status"] = "done"
+            new["score"] = verdict["score_mean"] if verdict["score_mean"] is not None else 0.0
+            new["judge_seconds"] = round(time.perf_counter() - t0, 4)
+            self.store.append_result(new)
+            summary.judged += 1
+            self.events.judged(new)
+
+
+def run_bench(config: RunConfig, run_dir: str | Path, **kwargs: Any) -> RunSummary:
+    """Run (or resume) a benchmark synchronously; see :class:`Runner` for the keyword arguments."""
+    return asyncio.run(Runner(config, run_dir, **kwargs).run())

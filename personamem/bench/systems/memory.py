@@ -1,0 +1,200 @@
+"""``memory``: the agentic memory. One memory per history, built once, shared by all its questions.
+
+Built memories are cached on disk, keyed by (history content, model, prompt version, chunk size,
+memory cap, chunk limit, strategy), so another run with the same settings reuses them. A build is
+checkpointed after every chunk: an interrupted build resumes at the next chunk. A copy of each
+memory is written to ``RUN_DIR/memories/`` for people to read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ...data import ChatHistory, QAItem
+from ...memory import ChunkReport, MemoryAgent, MemoryState, MemoryUpdateError
+from ..store import write_json_atomic
+from .base import Context, Prepared, System, register
+
+
+@register
+class Memory(System):
+    name = "memory"
+    description = "agentic memory (chunk by chunk, capped) + query"
+
+    def agent(self) -> MemoryAgent:
+        cfg = self.env.config
+        return MemoryAgent(
+            self.env.model, cfg.chunk_tokens, cfg.memory_tokens, strategy=cfg.strategy
+        )
+
+    def version(self) -> dict[str, Any]:
+        cfg = self.env.config
+        return {
+            "prompt_version": self.agent().prompt_version,
+            "chunk_tokens": cfg.chunk_tokens,
+            "memory_tokens": cfg.memory_tokens,
+            "max_chunks": cfg.max_chunks,
+            "strategy": cfg.strategy,
+        }
+
+    def cache_path(self, history: ChatHistory) -> Path:
+        key = json.dumps(
+            {"history": history.content_hash, "model": self.env.model.name, **self.version()},
+            sort_keys=True,
+        )
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self.env.cache_dir / f"{history.content_hash}-{digest}.json"
+
+    async def prepare(self, history: ChatHistory, link: str) -> Prepared:
+        path = self.cache_path(history)
+        record: dict[str, Any] | None = None
+        if path.is_file():
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                record = None
+        cached = record is not None
+        if record is None:
+            record = await self._build(history, link, path)
+            write_json_atomic(path, record)
+            path.with_name(path.stem + ".partial.json").unlink(missing_ok=True)
+        else:
+            self.env.progress.note(f"memory: reusing the cached memory of {link} ({path.name})")
+        audit = self.env.run_dir / "memories" / f"{history.content_hash}.md"
+        audit.parent.mkdir(parents=True, exist_ok=True)
+        audit.write_text(f"<!-- {link} -->\n{record['memory']}\n", encoding="utf-8")
+        build = {
+            "kind": "memory",
+            "cached": cached,
+            "cache_file": str(path),
+            **{
+                k: record.get(k)
+                for k in (
+                    "tokens_in",
+                    "tokens_out",
+                    "prefill_tokens",
+                    "seconds",
+                    "chunks",
+                    "memory_tokens",
+                    "prompt_version",
+                    "resumed",
+                )
+            },
+            "warnings": len(record.get("warnings", [])),
+        }
+        return Prepared(data=record, build=build)
+
+    async def _build(self, history: ChatHistory, link: str, path: Path) -> dict[str, Any]:
+        agent = self.agent()
+        cfg = self.env.config
+        msgs = history.messages
+        chunks = agent.chunk(msgs)
+        if cfg.max_chunks is not None:
+            chunks = chunks[: cfg.max_chunks]
+        partial_path = path.with_name(path.stem + ".partial.json")
+        partial = _read(partial_path)
+        key = f"memory:{history.content_hash}"
+        progress = self.env.progress
+        progress.start(key, f"memory build {Path(link).name}", len(chunks))
+        reports: list[ChunkReport] = []
+
+        def checkpoint(report: ChunkReport, state: MemoryState) -> None:
+            reports.append(report)
+            write_json_atomic(
+                partial_path,
+                {"state": state.model_dump(), "reports": [r.model_dump() for r in reports]},
+            )
+            progress.advance(key, 1, f"memory build {Path(link).name} ({state.tokens} tok)")
+            for w in report.warnings:
+                progress.note(f"memory chunk {report.chunk}: {w}")
+
+        try:
+            if partial and partial.get("reports"):
+                progress.advance(key, len(partial["reports"]))
+                record = await self._resume(agent, chunks, partial, checkpoint, reports, link)
+                record["history_hash"] = history.content_hash
+                return record
+            result = await agent.build(msgs, max_chunks=cfg.max_chunks, on_chunk=checkpoint)
+        finally:
+            progress.stop(key)
+        record = result.model_dump(mode="json")
+        record["context"] = result.state.context()
+        record["max_chunks"] = cfg.max_chunks
+        record["history_hash"] = history.content_hash
+        record["resumed"] = False
+        return record
+
+    async def _resume(
+        self,
+        agent: MemoryAgent,
+        chunks: list[Any],
+        partial: dict[str, Any],
+        checkpoint: Any,
+        reports: list[ChunkReport],
+        link: str,
+    ) -> dict[str, Any]:
+        """Go on from a checkpoint: the remaining chunks, one :meth:`MemoryAgent.update` each."""
+        state = MemoryState.model_validate(partial["state"])
+        reports.extend(ChunkReport.model_validate(r) for r in partial["reports"])
+        done = len(reports)
+        self.env.progress.note(f"memory: resuming the build of {link} at chunk {done + 1}")
+        for chunk in chunks[done:]:
+            try:
+                state, report = await agent.update(state, chunk)
+            except MemoryUpdateError as e:  # as MemoryAgent.build does: keep the previous memory
+                report = ChunkReport(
+                    chunk=chunk.number,
+                    message_ids=chunk.message_ids,
+                    chunk_tokens=chunk.tokens,
+                    warnings=[str(e)],
+                    kept_previous=True,
+                    memory_tokens=state.tokens,
+                )
+                state = state.model_copy(
+                    update={"warnings": [*state.warnings, f"chunk {chunk.number}: {e}"]}
+                )
+            checkpoint(report, state)
+        cfg = self.env.config
+        return {
+            "memory": state.text,
+            "context": state.context(),
+            "memory_tokens": agent.count(state.text),
+            "chunks": len(chunks),
+            "history_tokens": sum(c.tokens for c in chunks),
+            "tokens_in": sum(r.tokens_in for r in reports),
+            "tokens_out": sum(r.tokens_out for r in reports),
+            "prefill_tokens": sum(r.prefill_tokens for r in reports),
+            "seconds": sum(r.seconds for r in reports),
+            "model": self.env.model.name,
+            "prompt_version": agent.prompt_version,
+            "strategy": cfg.strategy,
+            "chunk_tokens": cfg.chunk_tokens,
+            "memory_cap": cfg.memory_tokens,
+            "max_chunks": cfg.max_chunks,
+            "warnings": state.warnings,
+            "reports": [r.model_dump() for r in reports],
+            "state": state.model_dump(),
+            "resumed": True,
+        }
+
+    async def context(
+        self, item: QAItem, history: ChatHistory, prepared: Prepared, mode: str
+    ) -> Context:
+        rec = prepared.data
+        return Context(
+            kwargs={"memory": rec["context"]},
+            info={"memory_tokens": rec.get("memory_tokens"), "memory_chunks": rec.get("chunks")},
+        )
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None

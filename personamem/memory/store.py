@@ -1,0 +1,852 @@
+"""Durable storage of users, their messages, every memory version and the redaction log.
+
+:class:`Store` is the small interface the :mod:`~personamem.memory.api` layer talks to;
+:class:`SQLiteStore` implements it with the standard library's ``sqlite3`` (WAL journal, one
+connection per thread, every write one ``BEGIN IMMEDIATE`` transaction). A PostgreSQL backend can
+implement the same methods (``SELECT ... FOR UPDATE`` in place of ``BEGIN IMMEDIATE``).
+
+Invariants, each kept by a single transaction:
+
+* a user's messages are numbered ``0, 1, 2, ...`` (``seq``) in arrival order, never renumbered;
+  a message id seen twice is stored once;
+* ``users.cursor`` is the first message not yet read into the memory: messages ``>= cursor``
+  are pending. It only moves together with the version that consumed the messages;
+* ``users.head`` is the current version; versions are ``1, 2, 3, ...`` and never rewritten.
+  A version and the head/cursor move are committed together or not at all
+  (:meth:`Store.commit_version` is a compare-and-swap on head and cursor);
+* the redaction log holds kinds, places and keyed fingerprints, never the secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+SCHEMA_VERSION = 1
+
+
+Cursor = tuple[int, int]
+"""(seq, parts of that message already read)."""
+
+
+class StoreError(RuntimeError):
+    """The store cannot do what was asked (bad URL, unknown user, corrupt data)."""
+
+
+class UnknownUser(StoreError, KeyError):
+    """No such user in the store."""
+
+    def __str__(self) -> str:
+        return f"unknown user {self.args[0]!r}" if self.args else "unknown user"
+
+
+class Conflict(StoreError):
+    """The head or cursor moved since it was read (another writer committed first)."""
+
+
+# --- records ---------------------------------------------------------------------------------
+class NewMessage(BaseModel):
+    """A message ready to store: already redacted, with its redactions (kind, fingerprint)."""
+
+    msg_id: str | None = None
+    role: str
+    content: str
+    tokens: int = 0
+    redactions: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class StoredMessage(BaseModel):
+    seq: int
+    msg_id: str
+    role: str
+    content: str
+    tokens: int
+    created_at: float
+
+
+class UserInfo(BaseModel):
+    user_id: str
+    created_at: float
+    messages: int
+    cursor: int
+    """First message not (completely) read into the memory: messages >= cursor are pending."""
+    cursor_part: int = 0
+    """Parts of message ``cursor`` already read (a message longer than a chunk is read in parts)."""
+    head: int
+
+
+class NewVersion(BaseModel):
+    """A memory version to commit and what produced it."""
+
+    source: str  # update | edit | forget | undo
+    state: str  # MemoryState JSON
+    text: str
+    model: str | None = None
+    prompt_version: str | None = None
+    message_ids: list[int] = Field(default_factory=list)
+    chunk_tokens: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    memory_tokens: int = 0
+    seconds: float = 0.0
+    restores: int | None = None
+    note: str = ""
+    warnings: list[str] = Field(default_factory=list)
+    report: dict[str, Any] = Field(default_factory=dict)
+
+
+class VersionRecord(NewVersion):
+    user_id: str
+    version: int
+    parent: int
+    created_at: float
+
+
+class RedactionRecord(BaseModel):
+    kind: str
+    location: str
+    fingerprint: str
+    start: int | None = None
+    end: int | None = None
+    seq: int | None = None
+    version: int | None = None
+    at: float = 0.0
+
+
+# --- interface -------------------------------------------------------------------------------
+class Store(ABC):
+    """What the memory API needs from a database."""
+
+    url: str
+
+    @abstractmethod
+    def fingerprint_key(self) -> bytes:
+        """The store's secret key for redaction fingerprints (never exported)."""
+
+    @abstractmethod
+    def add_messages(
+        self, user_id: str, messages: Sequence[NewMessage]
+    ) -> tuple[list[int], list[str]]:
+        """Store messages in order (creating the user); returns (new seqs, duplicate ids)."""
+
+    @abstractmethod
+    def user(self, user_id: str) -> UserInfo | None: ...
+
+    @abstractmethod
+    def users(self) -> list[str]: ...
+
+    @abstractmethod
+    def head(self, user_id: str) -> VersionRecord | None:
+        """The current version, or None before the first one."""
+
+    @abstractmethod
+    def snapshot(self, user_id: str) -> tuple[UserInfo, VersionRecord | None, list[StoredMessage]]:
+        """One consistent read: user, head version and the pending messages (seq >= cursor)."""
+
+    @abstractmethod
+    def version(self, user_id: str, version: int) -> VersionRecord | None: ...
+
+    @abstractmethod
+    def versions(self, user_id: str) -> list[VersionRecord]: ...
+
+    @abstractmethod
+    def messages(
+        self,
+        user_id: str,
+        start: int = 0,
+        end: int | None = None,
+        seqs: Iterable[int] | None = None,
+    ) -> list[StoredMessage]:
+        """Messages with ``start <= seq < end`` (or exactly ``seqs``), in order."""
+
+    @abstractmethod
+    def existing_seqs(self, user_id: str, seqs: Iterable[int]) -> set[int]: ...
+
+    @abstractmethod
+    def commit_version(
+        self,
+        user_id: str,
+        new: NewVersion,
+        *,
+        expect_head: int,
+        expect_cursor: Cursor | None = None,
+        new_cursor: Cursor | None = None,
+        redactions: Sequence[RedactionRecord] = (),
+    ) -> VersionRecord:
+        """Append a version and move head (and cursor) atomically; :class:`Conflict` if either
+        moved since read, :class:`UnknownUser` if the user was deleted."""
+
+    @abstractmethod
+    def advance_cursor(self, user_id: str, *, expect_cursor: Cursor, new_cursor: Cursor) -> None:
+        """Skip pending messages with nothing to read (system or empty messages)."""
+
+    @abstractmethod
+    def redactions(self, user_id: str) -> list[RedactionRecord]: ...
+
+    @abstractmethod
+    def acquire(self, user_id: str, owner: str, ttl: float) -> bool:
+        """Take the user's update lease if free, expired or held by a dead local process."""
+
+    @abstractmethod
+    def renew(self, user_id: str, owner: str, ttl: float) -> bool: ...
+
+    @abstractmethod
+    def release(self, user_id: str, owner: str) -> None: ...
+
+    @abstractmethod
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        """Remove every row of the user; returns how many of each were deleted."""
+
+    @abstractmethod
+    def check(self) -> list[str]:
+        """Integrity and invariant problems (empty when the store is consistent)."""
+
+    @contextmanager
+    def consistent(self) -> Iterator[None]:
+        """Reads inside see one snapshot of the store (a no-op where reads always do)."""
+        yield
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+# --- SQLite ----------------------------------------------------------------------------------
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    user_id    TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    next_seq   INTEGER NOT NULL DEFAULT 0,
+    cursor     INTEGER NOT NULL DEFAULT 0,
+    cursor_part INTEGER NOT NULL DEFAULT 0,
+    head       INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS messages (
+    user_id    TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    seq        INTEGER NOT NULL,
+    msg_id     TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    content    TEXT NOT NULL,
+    tokens     INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (user_id, seq),
+    UNIQUE (user_id, msg_id)
+);
+CREATE TABLE IF NOT EXISTS versions (
+    user_id        TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    version        INTEGER NOT NULL,
+    parent         INTEGER NOT NULL,
+    restores       INTEGER,
+    source         TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    text           TEXT NOT NULL,
+    model          TEXT,
+    prompt_version TEXT,
+    message_ids    TEXT NOT NULL,
+    chunk_tokens   INTEGER NOT NULL,
+    tokens_in      INTEGER NOT NULL,
+    tokens_out     INTEGER NOT NULL,
+    memory_tokens  INTEGER NOT NULL,
+    seconds        REAL NOT NULL,
+    note           TEXT NOT NULL,
+    warnings       TEXT NOT NULL,
+    report         TEXT NOT NULL,
+    created_at     REAL NOT NULL,
+    PRIMARY KEY (user_id, version)
+);
+CREATE TABLE IF NOT EXISTS redactions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id     TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    at          REAL NOT NULL,
+    location    TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    start_pos   INTEGER,
+    end_pos     INTEGER,
+    seq         INTEGER,
+    version     INTEGER
+);
+CREATE INDEX IF NOT EXISTS redactions_user ON redactions(user_id, id);
+CREATE TABLE IF NOT EXISTS locks (
+    user_id TEXT PRIMARY KEY,
+    owner   TEXT NOT NULL,
+    host    TEXT NOT NULL,
+    pid     INTEGER NOT NULL,
+    expires REAL NOT NULL
+);
+"""
+
+_VERSION_COLS = (
+    "user_id, version, parent, restores, source, state, text, model, prompt_version, "
+    "message_ids, chunk_tokens, tokens_in, tokens_out, memory_tokens, seconds, note, warnings, "
+    "report, created_at"
+)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a ``sqlite:///relative.db`` / ``sqlite:////abs.db`` URL (or a plain path)."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+    elif url.startswith("sqlite://"):
+        path = url.removeprefix("sqlite://")
+    else:
+        path = url
+    path = path.split("?", 1)[0]
+    if not path:
+        raise StoreError(f"no database file in store URL {url!r}")
+    return path
+
+
+class SQLiteStore(Store):
+    """The store in one SQLite file (WAL mode; safe for threads and processes on one host).
+
+    ``synchronous="FULL"`` (default) makes every commit durable across power loss;
+    ``"NORMAL"`` is faster and still loses nothing committed when only the process dies.
+    """
+
+    def __init__(
+        self, path: str | Path, *, synchronous: str = "FULL", timeout: float = 60.0
+    ) -> None:
+        self.path = str(path)
+        self.url = f"sqlite:///{self.path}"
+        if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise StoreError("synchronous must be FULL, NORMAL or EXTRA")
+        self.synchronous = synchronous.upper()
+        self.timeout = timeout
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        parent = Path(self.path).parent
+        if str(parent) and not parent.exists():
+            parent.mkdir(parents=True, exist_ok=True)
+        conn = self._conn()
+        with self._write(conn):
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value)"
+                " VALUES ('schema', ?), ('fingerprint_key', ?)",
+                (str(SCHEMA_VERSION), os.urandom(16).hex()),
+            )
+        self._key = bytes.fromhex(
+            conn.execute("SELECT value FROM meta WHERE key='fingerprint_key'").fetchone()[0]
+        )
+
+    # --- connections and transactions ----------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: could not switch to WAL mode (got {mode})")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA secure_delete = ON")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taking the write lock up front (no upgrade deadlocks)."""
+        conn = conn or self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every query inside sees the same snapshot (re-entrant)."""
+        conn = self._conn()
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def consistent(self) -> Iterator[None]:
+        with self._read():
+            yield
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    def fingerprint_key(self) -> bytes:
+        return self._key
+
+    # --- rows ----------------------------------------------------------------------------------
+    @staticmethod
+    def _version(row: sqlite3.Row) -> VersionRecord:
+        d = dict(row)
+        d["message_ids"] = json.loads(d["message_ids"])
+        d["warnings"] = json.loads(d["warnings"])
+        d["report"] = json.loads(d["report"])
+        return VersionRecord(**d)
+
+    @staticmethod
+    def _message(row: sqlite3.Row) -> StoredMessage:
+        return StoredMessage(**dict(row))
+
+    @staticmethod
+    def _user(conn: sqlite3.Connection, user_id: str) -> UserInfo | None:
+        row = conn.execute(
+            "SELECT user_id, created_at, next_seq, cursor, cursor_part, head FROM users"
+            " WHERE user_id = ?",
+            (user_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return UserInfo(
+            user_id=row["user_id"],
+            created_at=row["created_at"],
+            messages=row["next_seq"],
+            cursor=row["cursor"],
+            cursor_part=row["cursor_part"],
+            head=row["head"],
+        )
+
+    # --- messages ------------------------------------------------------------------------------
+    def add_messages(
+        self, user_id: str, messages: Sequence[NewMessage]
+    ) -> tuple[list[int], list[str]]:
+        now = time.time()
+        seqs: list[int] = []
+        dups: list[str] = []
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO users(user_id, created_at) VALUES (?, ?)", (user_id, now)
+            )
+            seq = conn.execute(
+                "SELECT next_seq FROM users WHERE user_id = ?", (user_id,)
+            ).fetchone()[0]
+            seen: set[str] = set()
+            for m in messages:
+                if m.msg_id is not None:
+                    if (
+                        m.msg_id in seen
+                        or conn.execute(
+                            "SELECT 1 FROM messages WHERE user_id = ? AND msg_id = ?",
+                            (user_id, m.msg_id),
+                        ).fetchone()
+                    ):
+                        dups.append(m.msg_id)
+                        continue
+                    seen.add(m.msg_id)
+                msg_id = m.msg_id if m.msg_id is not None else f"#{seq}"
+                conn.execute(
+                    "INSERT INTO messages(user_id, seq, msg_id, role, content, tokens, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (user_id, seq, msg_id, m.role, m.content, m.tokens, now),
+                )
+                for r in m.redactions:
+                    conn.execute(
+                        "INSERT INTO redactions(user_id, at, location, kind, fingerprint,"
+                        " start_pos, end_pos, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            user_id,
+                            now,
+                            f"message {seq}",
+                            r["kind"],
+                            r["fp"],
+                            r.get("start"),
+                            r.get("end"),
+                            seq,
+                        ),
+                    )
+                seqs.append(seq)
+                seq += 1
+            conn.execute("UPDATE users SET next_seq = ? WHERE user_id = ?", (seq, user_id))
+        return seqs, dups
+
+    def messages(
+        self,
+        user_id: str,
+        start: int = 0,
+        end: int | None = None,
+        seqs: Iterable[int] | None = None,
+    ) -> list[StoredMessage]:
+        conn = self._conn()
+        cols = "seq, msg_id, role, content, tokens, created_at"
+        if seqs is not None:
+            wanted = sorted(set(seqs))
+            out: list[StoredMessage] = []
+            for i in range(0, len(wanted), 500):
+                part = wanted[i : i + 500]
+                marks = ",".join("?" * len(part))
+                rows = conn.execute(
+                    f"SELECT {cols} FROM messages WHERE user_id = ? AND seq IN ({marks})"
+                    " ORDER BY seq",
+                    (user_id, *part),
+                ).fetchall()
+                out += [self._message(r) for r in rows]
+            return out
+        hi = end if end is not None else 2**62
+        rows = conn.execute(
+            f"SELECT {cols} FROM messages WHERE user_id = ? AND seq >= ? AND seq < ? ORDER BY seq",
+            (user_id, start, hi),
+        ).fetchall()
+        return [self._message(r) for r in rows]
+
+    def existing_seqs(self, user_id: str, seqs: Iterable[int]) -> set[int]:
+        return {m.seq for m in self.messages(user_id, seqs=seqs)}
+
+    # --- users and versions --------------------------------------------------------------------
+    def user(self, user_id: str) -> UserInfo | None:
+        return self._user(self._conn(), user_id)
+
+    def users(self) -> list[str]:
+        rows = self._conn().execute("SELECT user_id FROM users ORDER BY user_id").fetchall()
+        return [r[0] for r in rows]
+
+    def head(self, user_id: str) -> VersionRecord | None:
+        row = (
+            self._conn()
+            .execute(
+                f"SELECT {', '.join('v.' + c.strip() for c in _VERSION_COLS.split(','))}"
+                " FROM users u JOIN versions v ON v.user_id = u.user_id AND v.version = u.head"
+                " WHERE u.user_id = ?",
+                (user_id,),
+            )
+            .fetchone()
+        )
+        return self._version(row) if row else None
+
+    def snapshot(self, user_id: str) -> tuple[UserInfo, VersionRecord | None, list[StoredMessage]]:
+        with self._read() as conn:
+            info = self._user(conn, user_id)
+            if info is None:
+                raise UnknownUser(user_id)
+            head = self.version(user_id, info.head) if info.head else None
+            pending = self.messages(user_id, start=info.cursor)
+        return info, head, pending
+
+    def version(self, user_id: str, version: int) -> VersionRecord | None:
+        row = (
+            self._conn()
+            .execute(
+                f"SELECT {_VERSION_COLS} FROM versions WHERE user_id = ? AND version = ?",
+                (user_id, version),
+            )
+            .fetchone()
+        )
+        return self._version(row) if row else None
+
+    def versions(self, user_id: str) -> list[VersionRecord]:
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT {_VERSION_COLS} FROM versions WHERE user_id = ? ORDER BY version",
+                (user_id,),
+            )
+            .fetchall()
+        )
+        return [self._version(r) for r in rows]
+
+    def commit_version(
+        self,
+        user_id: str,
+        new: NewVersion,
+        *,
+        expect_head: int,
+        expect_cursor: Cursor | None = None,
+        new_cursor: Cursor | None = None,
+        redactions: Sequence[RedactionRecord] = (),
+    ) -> VersionRecord:
+        now = time.time()
+        with self._write() as conn:
+            info = self._user(conn, user_id)
+            if info is None:
+                raise UnknownUser(user_id)
+            if info.head != expect_head:
+                raise Conflict(f"{user_id}: head is v{info.head}, expected v{expect_head}")
+            self._check_cursor(info, expect_cursor, new_cursor)
+            last = conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM versions WHERE user_id = ?", (user_id,)
+            ).fetchone()[0]
+            number = last + 1
+            rec = VersionRecord(
+                **new.model_dump(),
+                user_id=user_id,
+                version=number,
+                parent=expect_head,
+                created_at=now,
+            )
+            conn.execute(
+                f"INSERT INTO versions({_VERSION_COLS}) VALUES ({','.join('?' * 19)})",
+                (
+                    user_id,
+                    number,
+                    expect_head,
+                    new.restores,
+                    new.source,
+                    new.state,
+                    new.text,
+                    new.model,
+                    new.prompt_version,
+                    json.dumps(new.message_ids),
+                    new.chunk_tokens,
+                    new.tokens_in,
+                    new.tokens_out,
+                    new.memory_tokens,
+                    new.seconds,
+                    new.note,
+                    json.dumps(new.warnings),
+                    json.dumps(new.report),
+                    now,
+                ),
+            )
+            cursor = (info.cursor, info.cursor_part) if new_cursor is None else new_cursor
+            conn.execute(
+                "UPDATE users SET head = ?, cursor = ?, cursor_part = ? WHERE user_id = ?",
+                (number, cursor[0], cursor[1], user_id),
+            )
+            for r in redactions:
+                conn.execute(
+                    "INSERT INTO redactions(user_id, at, location, kind, fingerprint, start_pos,"
+                    " end_pos, seq, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        user_id,
+                        now,
+                        r.location,
+                        r.kind,
+                        r.fingerprint,
+                        r.start,
+                        r.end,
+                        r.seq,
+                        number,
+                    ),
+                )
+        return rec
+
+    @staticmethod
+    def _check_cursor(info: UserInfo, expect: Cursor | None, new: Cursor | None) -> None:
+        now = (info.cursor, info.cursor_part)
+        if expect is not None and now != tuple(expect):
+            raise Conflict(f"{info.user_id}: cursor is {now}, expected {tuple(expect)}")
+        if new is not None and not (now <= tuple(new) and new[0] <= info.messages and new[1] >= 0):
+            raise StoreError(f"{info.user_id}: cursor {tuple(new)} outside {now}..{info.messages}")
+
+    def advance_cursor(self, user_id: str, *, expect_cursor: Cursor, new_cursor: Cursor) -> None:
+        with self._write() as conn:
+            info = self._user(conn, user_id)
+            if info is None:
+                raise UnknownUser(user_id)
+            self._check_cursor(info, expect_cursor, new_cursor)
+            conn.execute(
+                "UPDATE users SET cursor = ?, cursor_part = ? WHERE user_id = ?",
+                (new_cursor[0], new_cursor[1], user_id),
+            )
+
+    def redactions(self, user_id: str) -> list[RedactionRecord]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT kind, location, fingerprint, start_pos, end_pos, seq, version, at"
+                " FROM redactions WHERE user_id = ? ORDER BY id",
+                (user_id,),
+            )
+            .fetchall()
+        )
+        return [
+            RedactionRecord(
+                kind=r["kind"],
+                location=r["location"],
+                fingerprint=r["fingerprint"],
+                start=r["start_pos"],
+                end=r["end_pos"],
+                seq=r["seq"],
+                version=r["version"],
+                at=r["at"],
+            )
+            for r in rows
+        ]
+
+    # --- the update lease ----------------------------------------------------------------------
+    def acquire(self, user_id: str, owner: str, ttl: float) -> bool:
+        now = time.time()
+        host = socket.gethostname()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT owner, host, pid, expires FROM locks WHERE user_id = ?", (user_id,)
+            ).fetchone()
+            free = (
+                row is None
+                or row["owner"] == owner
+                or row["expires"] < now
+                or (row["host"] == host and not _pid_alive(row["pid"]))
+            )
+            if free:
+                conn.execute(
+                    "INSERT OR REPLACE INTO locks(user_id, owner, host, pid, expires)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (user_id, owner, host, os.getpid(), now + ttl),
+                )
+        return free
+
+    def renew(self, user_id: str, owner: str, ttl: float) -> bool:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE locks SET expires = ? WHERE user_id = ? AND owner = ?",
+                (time.time() + ttl, user_id, owner),
+            )
+            return cur.rowcount == 1
+
+    def release(self, user_id: str, owner: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM locks WHERE user_id = ? AND owner = ?", (user_id, owner))
+
+    # --- deletion and checks -------------------------------------------------------------------
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._write() as conn:
+            for table in ("redactions", "versions", "messages", "locks", "users"):
+                cur = conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+                counts[table] = cur.rowcount
+        # Move the deleted pages out of the WAL too (secure_delete zeroes them in the database).
+        self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return counts
+
+    def check(self) -> list[str]:
+        problems: list[str] = []
+        with self._read() as conn:
+            res = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            if res != ["ok"]:
+                problems += [f"integrity: {r}" for r in res]
+            problems += [
+                f"foreign key: {tuple(r)}"
+                for r in conn.execute("PRAGMA foreign_key_check").fetchall()
+            ]
+            users = conn.execute(
+                "SELECT user_id, next_seq, cursor, cursor_part, head FROM users"
+            ).fetchall()
+            for u in users:
+                uid = u["user_id"]
+                n, lo, hi = conn.execute(
+                    "SELECT COUNT(*), MIN(seq), MAX(seq) FROM messages WHERE user_id = ?", (uid,)
+                ).fetchone()
+                if n != u["next_seq"] or (n and (lo != 0 or hi != n - 1)):
+                    problems.append(f"{uid}: messages not numbered 0..{u['next_seq'] - 1}")
+                if not 0 <= u["cursor"] <= u["next_seq"]:
+                    problems.append(f"{uid}: cursor {u['cursor']} outside 0..{u['next_seq']}")
+                nv, maxv = conn.execute(
+                    "SELECT COUNT(*), COALESCE(MAX(version), 0) FROM versions WHERE user_id = ?",
+                    (uid,),
+                ).fetchone()
+                if nv != maxv:
+                    problems.append(f"{uid}: versions not numbered 1..{maxv}")
+                if (
+                    u["head"]
+                    and not conn.execute(
+                        "SELECT 1 FROM versions WHERE user_id = ? AND version = ?", (uid, u["head"])
+                    ).fetchone()
+                ):
+                    problems.append(f"{uid}: head v{u['head']} missing")
+                consumed = conn.execute(
+                    "SELECT message_ids FROM versions WHERE user_id = ? AND source = 'update'"
+                    " ORDER BY version",
+                    (uid,),
+                ).fetchall()
+                # Updates read messages in order; consecutive chunks share at most the one
+                # message a chunk boundary split.
+                last = -1
+                for (ids,) in consumed:
+                    got = json.loads(ids)
+                    if got and got[0] < last:
+                        problems.append(f"{uid}: message {got[0]} was read into the memory twice")
+                    last = max(got, default=last)
+                done = u["cursor"] if u["cursor_part"] == 0 else u["cursor"] + 1
+                if last >= done:
+                    problems.append(f"{uid}: a version read message {last} beyond the cursor")
+                for (state,) in conn.execute(
+                    "SELECT state FROM versions WHERE user_id = ?", (uid,)
+                ).fetchall():
+                    try:
+                        json.loads(state)
+                    except ValueError:
+                        problems.append(f"{uid}: a version's state is not valid JSON")
+        return problems
+
+
+def open_store(url: str | Store | Path) -> Store:
+    """A store from a URL: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or a file path.
+
+    ``?synchronous=normal`` trades power-loss durability of the last commits for speed.
+    """
+    if isinstance(url, Store):
+        return url
+    url = str(url)
+    if url.startswith(("postgres://", "postgresql://")):
+        raise StoreError("PostgreSQL is not implemented yet; use sqlite:///path.db")
+    if "://" in url and not url.startswith("sqlite:"):
+        raise StoreError(f"unsupported store URL {url!r}; use sqlite:///path.db")
+    sync = "FULL"
+    if "?" in url:
+        for part in url.split("?", 1)[1].split("&"):
+            k, _, v = part.partition("=")
+            if k == "synchronous":
+                sync = v
+            else:
+                raise StoreError(f"unknown store option {k!r} in {url!r}")
+    return SQLiteStore(sqlite_path(url), synchronous=sync)
+
+
+__all__ = [
+    "Conflict",
+    "Cursor",
+    "NewMessage",
+    "NewVersion",
+    "RedactionRecord",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "StoredMessage",
+    "UnknownUser",
+    "UserInfo",
+    "VersionRecord",
+    "open_store",
+]

