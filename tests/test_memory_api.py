@@ -15,6 +15,8 @@ from memory_fakes import chat, echo_model, extract_reply
 from personamem.memory import (
     AsyncMemory,
     Memory,
+    MemoryBusy,
+    MemoryUpdateError,
     PrivacyGuard,
     UnknownUser,
     UpdateFailed,
@@ -306,6 +308,32 @@ def test_failed_model_call_keeps_memory_and_pending(tmp_path: Path) -> None:
     assert good.store.check() == []
     good.close()
     bad.close()
+
+
+def test_failed_forget_changes_nothing(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    good = Memory(db, model=echo_model(), chunk_tokens=40, memory_tokens=100000)
+    good.add([{"role": "user", "content": "I love kayaking on weekends", "id": "k"}], "u")
+    good.flush("u")
+    before = good.get("u")
+    bad = Memory(db, model=echo_model(fail=True), chunk_tokens=40, memory_tokens=100000)
+    with pytest.raises(MemoryUpdateError):
+        bad.forget("u", "kayaking trips")
+    assert good.get("u") == before
+    good.close()
+    bad.close()
+
+
+def test_busy_lease_times_out_with_messages_kept(mem: Memory) -> None:
+    mem.add(chat(2), "u", update=False)
+    assert mem.store.acquire("u", "another-live-worker", ttl=60)
+    mem.aio.lock_timeout = 0.3
+    with pytest.raises(MemoryBusy) as err:
+        mem.add(chat(20, start=2), "u")
+    assert err.value.result is not None and err.value.result.stored == list(range(2, 22))
+    assert mem.get("u").pending_messages == 22
+    mem.store.release("u", "another-live-worker")
+    assert mem.flush("u") and mem.get("u").pending_messages == 0
 
 
 # --- privacy ------------------------------------------------------------------------------------

@@ -209,13 +209,16 @@ class Answerer:
 def fit_history(
     messages: list[Message], model: Model, budget: int
 ) -> tuple[list[Message], int]:
-    """The most recent messages that fit in ``budget`` tokens (the system message is kept when it
-    fits), and how many tokens were dropped from the front."""
+    """The most recent messages whose whole prompt (chat template included) fits in ``budget``
+    tokens, the leading system message kept only when it fits; and the tokens dropped."""
     total = model.count_message_tokens(messages)
     if total <= budget:
         return list(messages), 0
     system = [m for m in messages[:1] if m["role"] == "system"]
     rest = messages[len(system):]
+    if system and model.count_message_tokens(system) > budget // 2:
+        system = []
+    # Estimate from per-message counts, then correct with the exact template count.
     kept: list[Message] = []
     used = model.count_message_tokens(system) if system else 0
     for m in reversed(rest):
@@ -225,5 +228,7 @@ def fit_history(
         kept.append(m)
         used += t
     kept.reverse()
+    while kept and model.count_message_tokens(system + kept) > budget:
+        kept.pop(0)
     out = system + kept
     return out, total - model.count_message_tokens(out)

@@ -16,6 +16,7 @@ Both see only the previous memory and the current chunk (causality), and both ho
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from .privacy import PrivacyGuard, Redaction
 from .state import EMPTY, MemoryLine, MemoryState
 
 Strategy = Literal["extract", "rewrite"]
+_REDACTED = re.compile(r"\[REDACTED [a-z_]+\]")
 
 
 class MemoryUpdateError(RuntimeError):
@@ -143,9 +145,8 @@ class MemoryAgent:
         """
         t0 = time.perf_counter()
         before = self.model.usage.snapshot()
-        chunks = self.chunk(messages)
-        if max_chunks is not None:
-            chunks = chunks[:max_chunks]
+        all_chunks = self.chunk(messages)
+        chunks = all_chunks if max_chunks is None else all_chunks[:max_chunks]
         state = state or MemoryState()
         reports: list[ChunkReport] = []
         for chunk in chunks:
@@ -167,7 +168,7 @@ class MemoryAgent:
             if on_chunk:
                 on_chunk(report, state)
         used = self.model.usage.since(before)
-        history_tokens = sum(c.tokens for c in self.chunk(messages))
+        history_tokens = sum(c.tokens for c in all_chunks)
         return BuildResult(
             memory=state.text,
             memory_tokens=self.count(state.text),
@@ -215,7 +216,7 @@ class MemoryAgent:
             if found:
                 line.text = cleaned
                 report.redactions += [r.as_dict() for r in found]
-        new.lines = [ln for ln in new.lines if ln.text.replace("[REDACTED", "").strip(" ]")]
+        new.lines = [ln for ln in new.lines if content_words(_REDACTED.sub(" ", ln.text))]
         new.chunks_done = state.chunks_done + 1
         new.next_message = max(chunk.message_ids, default=state.next_message - 1) + 1
         new.tokens = self.count(new.text) if new.lines else 0
@@ -369,9 +370,12 @@ class MemoryAgent:
         g = await self.model.generate(
             msgs, max_tokens=self.config.memory_tokens + 64, temperature=0.0
         )
-        parsed = MemoryState.from_text(g.text)
-        bulleted = sum(1 for ln in g.text.splitlines() if ln.lstrip().startswith(("-", "*", "•")))
-        if not g.text.strip() or not parsed.lines or bulleted < len(parsed.lines) / 2:
+        text = g.text
+        if g.finish_reason == "length":  # cut off: drop the unfinished last line
+            text = text[: text.rfind("\n")] if "\n" in text else ""
+        parsed = MemoryState.from_text(text)
+        bulleted = sum(1 for ln in text.splitlines() if ln.lstrip().startswith(("-", "*", "•")))
+        if not text.strip() or not parsed.lines or bulleted < len(parsed.lines) / 2:
             report.warnings.append("model output was not a memory; kept the previous memory")
             report.kept_previous = True
             return
@@ -416,6 +420,7 @@ class MemoryAgent:
             "kept the previous memory; this chunk's new facts were not stored"
         )
         report.kept_previous = True
+        report.added = report.removed = 0
         kept = previous.model_copy(deep=True)
         kept.forgotten = new.forgotten
         return kept

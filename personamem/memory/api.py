@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, Field
 
 from ..answer import Answer, Answerer
-from ..models import DEFAULT_MODEL, Model, get_model
+from ..models import DEFAULT_MODEL, Model, ModelError, get_model
 from ..models.base import Message
 from . import prompts
 from .agent import ChunkReport, MemoryAgent, MemoryConfig, MemoryUpdateError
@@ -65,7 +65,10 @@ MessageInput = str | Mapping[str, Any] | Sequence[str | Mapping[str, Any]]
 
 
 class MemoryBusy(TimeoutError):
-    """Another worker held the user's update lease for longer than ``lock_timeout``."""
+    """Another worker held the user's update lease for longer than ``lock_timeout``
+    (from ``add``: the messages are stored and pending; ``.result`` says what was stored)."""
+
+    result: AddResult | None = None
 
 
 class UpdateFailed(MemoryUpdateError):
@@ -750,6 +753,10 @@ class AsyncMemory:
         except MemoryUpdateError as e:
             await self._fill_pending(result)
             raise UpdateFailed(f"{e}; the messages are stored and still pending", result) from e
+        except MemoryBusy as e:
+            await self._fill_pending(result)
+            e.result = result
+            raise
         await self._fill_pending(result)
         return result
 
@@ -877,6 +884,8 @@ class AsyncMemory:
             new, warnings = await self._io(
                 self._finalize, user_id, new, drop_forgotten=new.forgotten
             )
+        except ModelError as e:
+            raise MemoryUpdateError(f"model failed on chunk {chunk.number}: {e}") from e
         finally:
             _REDACTIONS.reset(token)
         warnings = [*report.warnings, *dropped, *warnings]
@@ -1003,7 +1012,10 @@ class AsyncMemory:
                 sink: list[RedactionRecord] = []
                 token = _REDACTIONS.set(sink)
                 try:
-                    new, removed = await self.agent.forget(_state(head), what)
+                    try:
+                        new, _ = await self.agent.forget(_state(head), what)
+                    except ModelError as e:
+                        raise MemoryUpdateError(f"model failed: {e}; nothing changed") from e
                     new, warnings = await self._io(
                         self._finalize, user_id, new, drop_forgotten=[what]
                     )

@@ -19,10 +19,12 @@ STOP = set(
 
 
 def stem(word: str) -> str:
+    """Crude suffix stripping so "practice", "practices" and "practicing" meet."""
     for suf in ("ing", "ies", "es", "ed", "s"):
         if len(word) > len(suf) + 3 and word.endswith(suf):
-            return word[: -len(suf)]
-    return word
+            word = word[: -len(suf)]
+            break
+    return word[:-1] if len(word) > 4 and word.endswith("e") else word
 
 
 def content_words(text: str) -> set[str]:
