@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import itertools
 import json
 import os
 import platform
@@ -101,23 +101,28 @@ def _measure(mem: Memory, user: str, new: list[dict[str, Any]]) -> tuple[dict[st
 
 
 def real_updates(
-    model: str, lengths: list[int], chunk_tokens: int, memory_tokens: int, db: Path
+    model: str, lengths: list[int], chunk_tokens: int, memory_tokens: int, db: Path, strategy: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """(same chunk at each length, the sample's next chunk at each length, lines they added)."""
     history = json.loads(HISTORY.read_text())["chat_history"]
     mem = Memory(
-        f"sqlite:///{db}", model=model, chunk_tokens=chunk_tokens, memory_tokens=memory_tokens
+        f"sqlite:///{db}",
+        model=model,
+        chunk_tokens=chunk_tokens,
+        memory_tokens=memory_tokens,
+        strategy=strategy,
     )
     tokens = [mem.model.count_tokens(m["content"]) for m in history]
-    # Load the weights before timing anything.
-    asyncio.run(mem.model.generate([{"role": "user", "content": "Hi"}], max_tokens=2))
     state = fixed_memory()
+    fixed = [dict(m, id=f"new{i}") for i, m in enumerate(history[6:10])]
+    # Warm up (load the weights, fill caches) with one untimed update.
+    fast_forward(mem, "warmup", [], state)
+    _measure(mem, "warmup", fixed)
     same, natural, added = [], [], []
     for L in lengths:
         n = next((i + 1 for i in range(len(history)) if sum(tokens[: i + 1]) >= L), len(history))
         stored = [dict(m, id=f"h{i}") for i, m in enumerate(history[:n])]
         fast_forward(mem, f"same{L}", stored, state)
-        fixed = [dict(m, id=f"new{i}") for i, m in enumerate(history[6:10])]
         row, _ = _measure(mem, f"same{L}", fixed)
         same.append({"history_tokens": sum(tokens[:n]), "messages_stored": n, **row})
         print(same[-1], file=sys.stderr, flush=True)
@@ -133,7 +138,7 @@ def real_updates(
         print(natural[-1], file=sys.stderr, flush=True)
         for v in versions:
             added += [f"L={L}: {ln[3:]}" for ln in v.diff.splitlines() if ln.startswith("+- ")]
-            added += [f"L={L}: kept out, {w}" for w in v.warnings if "not stored" in w]
+            added += [f"L={L}: kept out, {w}" for w in v.warnings if w.startswith("not stored:")]
     mem.close()
     return same, natural, added
 
@@ -210,19 +215,22 @@ OWNERSHIP_CASES: list[dict[str, Any]] = [
 ]
 
 
-def ownership(model: str, db: Path) -> list[dict[str, Any]]:
+def ownership(model: str, db: Path, strategies: list[str]) -> list[dict[str, Any]]:
     """Hand-written third-party cases through the real model: what ends up in the memory."""
-    mem = Memory(f"sqlite:///{db}", model=model, chunk_tokens=800, memory_tokens=512)
     rows = []
-    for i, case in enumerate(OWNERSHIP_CASES):
-        user = f"own{i}"
+    for strategy, (i, case) in itertools.product(strategies, enumerate(OWNERSHIP_CASES)):
+        mem = Memory(
+            f"sqlite:///{db}", model=model, chunk_tokens=800, memory_tokens=512, strategy=strategy
+        )
+        user = f"own{i}-{strategy}"
         mem.add([dict(m, id=str(j)) for j, m in enumerate(case["messages"])], user)
         versions = mem.flush(user)
         lines = mem.get(user).lines
         low = " ".join(ln.text for ln in lines).lower()
-        kept_out = [w for v in versions for w in v.warnings if "not stored: about" in w]
+        kept_out = [w for v in versions for w in v.warnings if w.startswith("not stored:")]
         rows.append(
             {
+                "strategy": strategy,
                 "case": case["case"],
                 "third-party facts stored": ", ".join(w for w in case["other"] if w in low)
                 or "none",
@@ -232,7 +240,7 @@ def ownership(model: str, db: Path) -> list[dict[str, Any]]:
             }
         )
         print(rows[-1], file=sys.stderr, flush=True)
-    mem.close()
+        mem.close()
     return rows
 
 
@@ -243,7 +251,11 @@ def store_overhead(sizes: list[int], db: Path, updates: int = 30) -> list[dict[s
     )
     model = ScriptedModel(default=lambda msgs: facts if "Chat:" in msgs[-1]["content"] else "no")
     mem = Memory(
-        f"sqlite:///{db}?synchronous=normal", model=model, chunk_tokens=60, memory_tokens=100000
+        f"sqlite:///{db}?synchronous=normal",
+        model=model,
+        chunk_tokens=60,
+        memory_tokens=100000,
+        strategy="extract",
     )
     rows = []
     for size in sizes:
@@ -281,7 +293,7 @@ def store_overhead(sizes: list[int], db: Path, updates: int = 30) -> list[dict[s
             }
         )
         print(rows[-1], file=sys.stderr, flush=True)
-    mem.close()
+        mem.close()
     return rows
 
 
@@ -368,6 +380,8 @@ def main() -> None:
     ap.add_argument("--lengths", default="5000,10000,20000,30000")
     ap.add_argument("--chunk-tokens", type=int, default=800)
     ap.add_argument("--memory-tokens", type=int, default=1024)
+    ap.add_argument("--strategy", default="extract", help="agent strategy of part 1")
+    ap.add_argument("--ownership-strategies", default="extract,select")
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--users", type=int, default=1000)
     ap.add_argument("--versions", type=int, default=20)
@@ -385,9 +399,14 @@ def main() -> None:
     if not args.skip_real:
         lengths = [int(x) for x in args.lengths.split(",")]
         same, natural, added = real_updates(
-            args.model, lengths, args.chunk_tokens, args.memory_tokens, tmp / "real.db"
+            args.model,
+            lengths,
+            args.chunk_tokens,
+            args.memory_tokens,
+            tmp / "real.db",
+            args.strategy,
         )
-        owned = ownership(args.model, tmp / "own.db")
+        owned = ownership(args.model, tmp / "own.db", args.ownership_strategies.split(","))
     overhead = store_overhead([int(x) for x in args.sizes.split(",")], tmp / "overhead.db")
     reads, build_s = read_latency(
         args.users, args.versions, args.messages, args.reads, tmp / "reads.db", args.model
@@ -406,8 +425,8 @@ def main() -> None:
     ]
     if same:
         report += [
-            f"## 1. Update cost versus stored history ({args.model}, chunk {args.chunk_tokens}, "
-            f"memory cap {args.memory_tokens})",
+            f"## 1. Update cost versus stored history ({args.model}, strategy {args.strategy}, "
+            f"chunk {args.chunk_tokens}, memory cap {args.memory_tokens})",
             "",
             "**a. The same new chunk** (sample messages 6-9, two email polishes) read into the "
             "same 20-line memory, with `history_tokens` of the real sample history already "
@@ -433,8 +452,9 @@ def main() -> None:
             "`third-party facts stored`: keywords of the other person's (or the hypothetical's) "
             "preferences found in the memory (should be none); `own facts stored`: keywords of "
             "the user's own preferences found (should be all); `kept out`: lines the model wrote "
-            "as the user's that the store's deterministic ownership check dropped (their subject "
-            "is a person the chat names as a third party).",
+            "as the user's that the store's deterministic ownership checks dropped (subject is a "
+            "person the chat names as a third party, copy of an assistant reply, restatement of "
+            "a hypothetical); `memory`: the lines stored.",
             "",
             table(owned),
             "",

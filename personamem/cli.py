@@ -156,8 +156,12 @@ def memory_build(
     memory_tokens: Annotated[int, typer.Option(help="Token cap of the memory.")] = 2048,
     max_chunks: Annotated[Optional[int], typer.Option(help="Stop after N chunks.")] = None,
     strategy: Annotated[
-        str, typer.Option(help="extract (small models, default) or rewrite (the paper's single call).")
-    ] = "extract",
+        str,
+        typer.Option(
+            help="select (default: the user's own statements, kept verbatim; for small models), "
+            "extract (model-written notes) or rewrite (the paper's single call, for large models)."
+        ),
+    ] = "select",
     out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the memory here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -169,8 +173,8 @@ def memory_build(
         h = load_history(history)
     except DataError as e:
         fail(str(e))
-    if strategy not in ("extract", "rewrite"):
-        fail("--strategy must be extract or rewrite")
+    if strategy not in ("select", "extract", "rewrite"):
+        fail("--strategy must be select, extract or rewrite")
     m = load_model(model)
     agent = MemoryAgent(m, chunk_tokens, memory_tokens, strategy=strategy)
     chunks = agent.chunk(h.messages)

@@ -101,7 +101,7 @@ async def test_prompts_never_see_later_chunks():
     texts = [f"I spent the weekend on hobby {m} with friends and family." for m in MARKERS]
     msgs = history(*texts)
     model = scripted(extract=echo_markers)
-    agent = MemoryAgent(model, chunk_tokens=60, memory_tokens=2000)
+    agent = MemoryAgent(model, chunk_tokens=60, memory_tokens=2000, strategy="extract")
     chunks = agent.chunk(msgs)
     assert len(chunks) >= 4
     seen: list[tuple[int, int, str]] = []  # (chunk, calls so far, memory after)
@@ -133,7 +133,7 @@ async def test_causality_on_the_real_history(sample_root, sample_history):
 
     queries = [q.query for q in load_release(sample_root).items]
     model = scripted(extract=lambda m: facts_json(("Writes emails for work often", "user")))
-    agent = MemoryAgent(model, chunk_tokens=3000, memory_tokens=2048)
+    agent = MemoryAgent(model, chunk_tokens=3000, memory_tokens=2048, strategy="extract")
     chunks = agent.chunk(sample_history)
     bounds: list[int] = []
     await agent.build(sample_history, on_chunk=lambda r, s: bounds.append(len(model.calls)))
@@ -152,7 +152,7 @@ async def test_causality_on_the_real_history(sample_root, sample_history):
 
 async def test_update_never_modifies_its_input_state():
     model = scripted(extract=facts_json("Enjoys long hikes in the mountains"))
-    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500)
+    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract")
     (chunk,) = agent.chunk(history("I went hiking in the mountains again."))
     state = state_of("Drinks black coffee every morning")
     before = snapshot(state)
@@ -183,7 +183,7 @@ async def test_facts_returned_are_stored_with_citations():
             ]
         )
     )
-    result = await MemoryAgent(model, chunk_tokens=200, memory_tokens=500).build(msgs)
+    result = await MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract").build(msgs)
     assert result.memory.splitlines() == [
         "- Bakes sourdough bread every Sunday [msg 1]",
         "- Works as a nurse in a hospital [msg 3]",  # 99 is not in the chunk: dropped
@@ -203,7 +203,7 @@ async def test_third_party_facts_are_not_stored():
             ("Sister lives in Porto city", "other", [1]),
         )
     )
-    result = await MemoryAgent(model, chunk_tokens=200, memory_tokens=500).build(msgs)
+    result = await MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract").build(msgs)
     assert "jazz" in result.memory
     assert "opera" not in result.memory and "Porto" not in result.memory
 
@@ -214,7 +214,7 @@ async def test_same_fact_twice_is_one_line():
         extract=lambda m: facts_json(*[("Loves listening to jazz music", "user", [i])
                                        for i, _ in user_turns(m)])
     )
-    result = await MemoryAgent(model, chunk_tokens=30, memory_tokens=500).build(msgs)
+    result = await MemoryAgent(model, chunk_tokens=30, memory_tokens=500, strategy="extract").build(msgs)
     assert result.chunks == 2
     assert result.state.lines == [MemoryLine(text="Loves listening to jazz music", sources=[1, 3])]
 
@@ -227,7 +227,7 @@ TREADMILL = "Prefers running on a treadmill in the morning"
 async def test_updated_preference_replaces_old_line_when_model_says_so(answer, expected):
     msgs = history("These days I run on a treadmill in the morning.")
     model = scripted(extract=facts_json(TREADMILL), yesno=answer)
-    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500)
+    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract")
     (chunk,) = agent.chunk(msgs)
     new, report = await agent.update(state_of(OUTDOORS), chunk)
     assert "yesno" in kinds(model)
@@ -252,7 +252,7 @@ LONG_FACTS = [
 async def test_over_cap_memory_is_compressed():
     compressed = ["Likes hiking and coffee [msg 1]", "Product manager who does yoga [msg 1, 77]"]
     model = scripted(extract=facts_json(*LONG_FACTS), compress=notes_json(*compressed))
-    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=30)
+    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=30, strategy="extract")
     (chunk,) = agent.chunk(history("I hiked, had coffee, then yoga before work."))
     new, report = await agent.update(MemoryState(), chunk)
     assert kinds(model).count("compress") == 1
@@ -282,7 +282,7 @@ async def test_over_cap_memory_is_compressed():
 async def test_failed_compression_keeps_previous_memory(reply):
     previous = state_of("Enjoys hiking on weekends", "Drinks black coffee")
     model = scripted(extract=facts_json(*LONG_FACTS), compress=reply)
-    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=40)
+    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=40, strategy="extract")
     assert model.count_tokens(previous.text) <= 40
     (chunk,) = agent.chunk(history("I hiked, had coffee, then yoga before work."))
     before = snapshot(previous)
@@ -304,7 +304,7 @@ async def test_failed_compression_keeps_previous_memory(reply):
 async def test_kept_previous_report_adds_nothing():
     """When the cap forces the previous memory to be kept, the report must not claim additions."""
     model = scripted(extract=facts_json(*LONG_FACTS), compress=notes_json(*LONG_FACTS))
-    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=40)
+    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=40, strategy="extract")
     (chunk,) = agent.chunk(history("I hiked, had coffee, then yoga before work."))
     new, report = await agent.update(state_of("Enjoys hiking on weekends"), chunk)
     assert report.kept_previous
@@ -329,7 +329,7 @@ async def test_cap_holds_over_many_chunks_and_lines_are_whole():
 
     facts = {f"Loved trying {h} recently" for h in hobbies}
     model = scripted(extract=extract, compress=compress)
-    agent = MemoryAgent(model, chunk_tokens=40, memory_tokens=45)
+    agent = MemoryAgent(model, chunk_tokens=40, memory_tokens=45, strategy="extract")
     memories: list[MemoryState] = []
     result = await agent.build(history(*texts), on_chunk=lambda r, s: memories.append(s))
     assert result.chunks >= 5
@@ -367,7 +367,7 @@ async def test_rewrite_output_cut_by_max_tokens_leaves_no_half_sentence():
 
 async def test_model_error_raises_and_keeps_input():
     model = scripted(extract=ModelError("connection refused"))
-    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500)
+    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract")
     (chunk,) = agent.chunk(history("I like tea."))
     state = state_of("Drinks black coffee every morning")
     before = snapshot(state)
@@ -378,7 +378,7 @@ async def test_model_error_raises_and_keeps_input():
 
 async def test_model_error_in_yes_no_step_raises():
     model = scripted(extract=facts_json(TREADMILL), yesno=ModelError("timeout"))
-    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500)
+    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract")
     (chunk,) = agent.chunk(history("Treadmill runs now."))
     state = state_of(OUTDOORS)
     with pytest.raises(MemoryUpdateError, match="timeout"):
@@ -396,7 +396,7 @@ async def test_build_records_failure_and_goes_on():
         ]
     )
     model = scripted(extract=lambda m: next(replies))
-    agent = MemoryAgent(model, chunk_tokens=20, memory_tokens=500)
+    agent = MemoryAgent(model, chunk_tokens=20, memory_tokens=500, strategy="extract")
     assert len(agent.chunk(msgs)) == 3
     result = await agent.build(msgs)
     assert result.chunks == 3
@@ -422,7 +422,7 @@ async def test_build_records_failure_and_goes_on():
 )
 async def test_malformed_output_keeps_previous_memory(reply):
     model = scripted(extract=reply)
-    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500)
+    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract")
     (chunk,) = agent.chunk(history("I like hiking in the hills."))
     previous = state_of("Drinks black coffee every morning", "Works as a nurse")
     new, report = await agent.update(previous, chunk)
@@ -437,7 +437,7 @@ async def test_truncated_json_keeps_complete_facts():
         ' {"fa'
     )
     model = scripted(extract=cut)
-    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500)
+    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract")
     (chunk,) = agent.chunk(history("I like hiking in the hills."))
     new, _ = await agent.update(MemoryState(), chunk)
     assert [ln.text for ln in new.lines] == ["Enjoys hiking in the hills"]
@@ -455,7 +455,7 @@ async def test_bad_fact_items_are_ignored():
         }
     )
     model = scripted(extract=reply)
-    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500)
+    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract")
     (chunk,) = agent.chunk(history("I collect vinyl."))
     new, _ = await agent.update(MemoryState(), chunk)
     assert new.lines == [MemoryLine(text="Collects vintage vinyl records", sources=[])]
@@ -470,7 +470,7 @@ def yes_if_forgetting(msgs: list[Message]) -> str:
 
 async def test_forget_request_removes_matching_line():
     model = scripted(yesno=yes_if_forgetting)
-    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500)
+    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract")
     msgs = [{"role": "user", "content": "Please forget that I practice woodworking"}]
     (chunk,) = agent.chunk(msgs, start=40)
     previous = state_of("Practices woodworking as a hobby", "Drinks black coffee every morning")
@@ -502,7 +502,7 @@ async def test_forgotten_fact_is_not_re_added(later_fact):
         if any(i == 1 for i, _ in user_turns(m))
         else facts_json(),
     )
-    agent = MemoryAgent(model, chunk_tokens=24, memory_tokens=500)
+    agent = MemoryAgent(model, chunk_tokens=24, memory_tokens=500, strategy="extract")
     assert [c.message_ids for c in agent.chunk(msgs)] == [[0], [1, 2]]
     result = await agent.build(msgs, state=state_of("Practices woodworking as a hobby"))
     assert "woodworking" not in result.memory.lower(), result.memory
@@ -510,14 +510,14 @@ async def test_forgotten_fact_is_not_re_added(later_fact):
 
 async def test_public_forget_and_non_requests():
     model = scripted(yesno="no")
-    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500)
+    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract")
     state = state_of("Enjoys wine tasting events", "Drinks black coffee every morning")
     new, removed = await agent.forget(state, "I enjoy wine tasting events")
     assert removed == 1 and [ln.text for ln in new.lines] == ["Drinks black coffee every morning"]
     assert len(state.lines) == 2  # input untouched
     # "I forget my keys" is not a request to forget anything
     model2 = scripted(extract=facts_json("Often forgets keys at home"))
-    agent2 = MemoryAgent(model2, chunk_tokens=200, memory_tokens=500)
+    agent2 = MemoryAgent(model2, chunk_tokens=200, memory_tokens=500, strategy="extract")
     (chunk,) = agent2.chunk(history("I forget my keys a lot, it drives me crazy."))
     new2, report = await agent2.update(state, chunk)
     assert report.removed == 0 and len(new2.lines) == 3
@@ -562,7 +562,7 @@ async def test_secret_written_by_the_model_is_removed_from_memory():
     model = scripted(
         extract=facts_json(f"Uses the address {EMAIL} for invoices", "Runs a small bakery shop")
     )
-    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500)
+    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract")
     (chunk,) = agent.chunk(history("I run a bakery."))
     new, report = await agent.update(MemoryState(), chunk)
     assert EMAIL not in new.text
@@ -572,7 +572,7 @@ async def test_secret_written_by_the_model_is_removed_from_memory():
 
 async def test_line_that_was_only_a_secret_is_dropped():
     model = scripted(extract=facts_json(EMAIL, "Runs a small bakery shop"))
-    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500)
+    agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract")
     (chunk,) = agent.chunk(history("I run a bakery."))
     new, _ = await agent.update(MemoryState(), chunk)
     assert [ln.text for ln in new.lines] == ["Runs a small bakery shop"]

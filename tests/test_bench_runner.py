@@ -31,6 +31,7 @@ def config(data: Path, tmp: Path, **kw: Any) -> RunConfig:
         chunk_tokens=400,
         memory_tokens=300,
         top_k=4,
+        strategy="extract",  # the scripted model answers extraction prompts
     )
     base.update(kw)
     return RunConfig(**base)

@@ -153,6 +153,7 @@ def test_memory_build_scripted(sample_root, tmp_path):
     r = invoke(
         "memory", "build", sample_root / SAMPLE_HISTORY_LINK, "--model", "scripted",
         "--chunk-tokens", "3000", "--max-chunks", "2", "--out", out_file, "--json",
+        "--strategy", "extract",
     )
     assert r.exit_code == 0, all_output(r)
     data = json.loads(r.stdout)

@@ -30,7 +30,11 @@ from personamem.models.base import Message
 @pytest.fixture
 def mem(tmp_path: Path) -> Memory:
     m = Memory(
-        f"sqlite:///{tmp_path / 'm.db'}", model=echo_model(), chunk_tokens=40, memory_tokens=100000
+        f"sqlite:///{tmp_path / 'm.db'}",
+        model=echo_model(),
+        strategy="extract",
+        chunk_tokens=40,
+        memory_tokens=100000,
     )
     yield m
     m.close()
@@ -60,7 +64,11 @@ def test_updates_only_on_a_full_chunk_and_flush(mem: Memory) -> None:
 def test_old_messages_are_never_reread_and_cost_is_flat(tmp_path: Path) -> None:
     model = echo_model()
     mem = Memory(
-        f"sqlite:///{tmp_path / 'm.db'}", model=model, chunk_tokens=40, memory_tokens=100000
+        f"sqlite:///{tmp_path / 'm.db'}",
+        model=model,
+        strategy="extract",
+        chunk_tokens=40,
+        memory_tokens=100000,
     )
     seen: set[int] = set()
     costs: list[int] = []
@@ -94,7 +102,11 @@ def test_idempotent_ingestion(mem: Memory) -> None:
 def test_long_message_is_read_in_parts_exactly_once(tmp_path: Path) -> None:
     model = echo_model()
     mem = Memory(
-        f"sqlite:///{tmp_path / 'm.db'}", model=model, chunk_tokens=40, memory_tokens=100000
+        f"sqlite:///{tmp_path / 'm.db'}",
+        model=model,
+        strategy="extract",
+        chunk_tokens=40,
+        memory_tokens=100000,
     )
     long = " ".join(f"Sentence {i} mentions zq{chr(97 + i % 26)}x." for i in range(40))
     mem.add([{"role": "user", "content": long, "id": "long"}], "u")
@@ -177,6 +189,7 @@ def test_citations_of_unknown_messages_are_dropped(tmp_path: Path) -> None:
     mem = Memory(
         f"sqlite:///{tmp_path / 'm.db'}",
         model=ScriptedModel(default=liar),
+        strategy="extract",
         chunk_tokens=40,
         memory_tokens=100000,
     )
@@ -224,7 +237,11 @@ def test_not_a_forget_request(text: str) -> None:
 @pytest.mark.parametrize("request_text", FORGET_PHRASINGS[::2] + FORGET_PHRASINGS[-3:])
 def test_forget_request_in_conversation(tmp_path: Path, request_text: str) -> None:
     mem = Memory(
-        f"sqlite:///{tmp_path / 'm.db'}", model=echo_model(), chunk_tokens=40, memory_tokens=100000
+        f"sqlite:///{tmp_path / 'm.db'}",
+        model=echo_model(),
+        strategy="extract",
+        chunk_tokens=40,
+        memory_tokens=100000,
     )
     mem.add([{"role": "user", "content": "I love kayaking on weekends", "id": "k"}], "u")
     mem.add(chat(4, start=1), "u")
@@ -246,7 +263,11 @@ def test_forget_request_in_conversation(tmp_path: Path, request_text: str) -> No
 @pytest.mark.parametrize("text", NOT_FORGET[:2])
 def test_edit_requests_do_not_forget(tmp_path: Path, text: str) -> None:
     mem = Memory(
-        f"sqlite:///{tmp_path / 'm.db'}", model=echo_model(), chunk_tokens=40, memory_tokens=100000
+        f"sqlite:///{tmp_path / 'm.db'}",
+        model=echo_model(),
+        strategy="extract",
+        chunk_tokens=40,
+        memory_tokens=100000,
     )
     mem.add([{"role": "user", "content": "I love kayaking on weekends", "id": "k"}], "u")
     mem.flush("u")
@@ -294,10 +315,12 @@ def test_undo_keeps_conversation_forgets(mem: Memory) -> None:
 # --- failures -----------------------------------------------------------------------------------
 def test_failed_model_call_keeps_memory_and_pending(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'm.db'}"
-    good = Memory(db, model=echo_model(), chunk_tokens=40, memory_tokens=100000)
+    good = Memory(db, model=echo_model(), strategy="extract", chunk_tokens=40, memory_tokens=100000)
     good.add(chat(8), "u")
     before = good.get("u")
-    bad = Memory(db, model=echo_model(fail=True), chunk_tokens=40, memory_tokens=100000)
+    bad = Memory(
+        db, model=echo_model(fail=True), strategy="extract", chunk_tokens=40, memory_tokens=100000
+    )
     with pytest.raises(UpdateFailed) as err:
         bad.add(chat(12, start=8), "u")
     assert err.value.result.stored == list(range(8, 20))
@@ -312,11 +335,13 @@ def test_failed_model_call_keeps_memory_and_pending(tmp_path: Path) -> None:
 
 def test_failed_forget_changes_nothing(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'm.db'}"
-    good = Memory(db, model=echo_model(), chunk_tokens=40, memory_tokens=100000)
+    good = Memory(db, model=echo_model(), strategy="extract", chunk_tokens=40, memory_tokens=100000)
     good.add([{"role": "user", "content": "I love kayaking on weekends", "id": "k"}], "u")
     good.flush("u")
     before = good.get("u")
-    bad = Memory(db, model=echo_model(fail=True), chunk_tokens=40, memory_tokens=100000)
+    bad = Memory(
+        db, model=echo_model(fail=True), strategy="extract", chunk_tokens=40, memory_tokens=100000
+    )
     with pytest.raises(MemoryUpdateError):
         bad.forget("u", "kayaking trips")
     assert good.get("u") == before
@@ -358,7 +383,11 @@ SECRETS = ["emily.lawson82", "206-498-7235", "sk-P83jF4h29", "4111 1111", "7421 
 def test_secrets_never_reach_model_memory_or_export(tmp_path: Path) -> None:
     model = echo_model()
     mem = Memory(
-        f"sqlite:///{tmp_path / 'm.db'}", model=model, chunk_tokens=40, memory_tokens=100000
+        f"sqlite:///{tmp_path / 'm.db'}",
+        model=model,
+        strategy="extract",
+        chunk_tokens=40,
+        memory_tokens=100000,
     )
     res = mem.add(SECRET_CHAT, "u")
     mem.flush("u")
@@ -390,6 +419,7 @@ def test_secret_written_by_the_model_is_redacted(tmp_path: Path) -> None:
     mem = Memory(
         f"sqlite:///{tmp_path / 'm.db'}",
         model=ScriptedModel(default=leaky),
+        strategy="extract",
         chunk_tokens=40,
         memory_tokens=100000,
     )
@@ -416,6 +446,7 @@ def test_privacy_is_configurable(tmp_path: Path) -> None:
     only_email = Memory(
         f"sqlite:///{tmp_path / 'a.db'}",
         model=echo_model(),
+        strategy="extract",
         chunk_tokens=40,
         privacy=PrivacyGuard(kinds=("email",)),
     )
@@ -460,6 +491,7 @@ def test_lines_plainly_about_someone_else_are_not_stored(tmp_path: Path) -> None
     mem = Memory(
         f"sqlite:///{tmp_path / 'm.db'}",
         model=ScriptedModel(default=mislabels),
+        strategy="extract",
         chunk_tokens=200,
         memory_tokens=100000,
     )
@@ -467,6 +499,93 @@ def test_lines_plainly_about_someone_else_are_not_stored(tmp_path: Path) -> None
     v = mem.flush("u")[-1]
     assert [ln.text for ln in mem.get("u").lines] == ["Prefers quiet jazz"]
     assert sum("not stored: about" in w for w in v.warnings) == 2
+    mem.close()
+
+
+TRANSLATION_CHAT = [
+    {
+        "role": "user",
+        "id": "t1",
+        "content": "Please translate this message from my colleague "
+        "Yuki into English: « Je suis végétarienne, j'adore le jazz et je fais de l'escalade tous "
+        "les week-ends. »",
+    },
+    {
+        "role": "assistant",
+        "content": '"I am vegetarian, I love jazz and I go rock climbing every weekend."',
+    },
+    {
+        "role": "user",
+        "id": "t2",
+        "content": "Great. I'm the opposite, I love a good steak and I "
+        "spend my weekends gardening.",
+    },
+]
+HYPOTHETICAL_CHAT = [
+    {
+        "role": "user",
+        "id": "h1",
+        "content": "Imagine I were a professional surfer living in "
+        "Hawaii. What would my morning routine look like?",
+    },
+    {
+        "role": "assistant",
+        "content": "You'd wake before dawn, check the swell, surf for two hours "
+        "and eat a big breakfast of fruit and eggs.",
+    },
+    {
+        "role": "user",
+        "id": "h2",
+        "content": "Fun! In reality I work night shifts as a nurse in "
+        "Chicago and I sleep until noon.",
+    },
+]
+
+
+@pytest.mark.parametrize(
+    ("chat_messages", "facts", "kept"),
+    [
+        (
+            TRANSLATION_CHAT,
+            [
+                "I am vegetarian, I love jazz and I go rock climbing every weekend.",
+                "Loves a good steak",
+                "Spends weekends gardening",
+            ],
+            ["Loves a good steak", "Spends weekends gardening"],
+        ),
+        (
+            HYPOTHETICAL_CHAT,
+            [
+                "You'd wake before dawn, check the swell, surf for two hours and eat a big "
+                "breakfast of fruit and eggs.",
+                "Is a professional surfer living in Hawaii",
+                "Works night shifts as a nurse in Chicago",
+            ],
+            ["Works night shifts as a nurse in Chicago"],
+        ),
+    ],
+    ids=["colleague-translation", "hypothetical"],
+)
+def test_translations_and_hypotheticals_are_not_stored(
+    tmp_path: Path, chat_messages: list[dict[str, str]], facts: list[str], kept: list[str]
+) -> None:
+    def mislabels(messages: list[Message]) -> str:
+        if "Chat:" not in messages[-1]["content"]:
+            return "no"
+        out = [{"fact": f, "about": "user", "messages": [0, 2]} for f in facts]
+        return json.dumps({"facts": out})
+
+    mem = Memory(
+        f"sqlite:///{tmp_path / 'm.db'}",
+        model=ScriptedModel(default=mislabels),
+        strategy="extract",
+        chunk_tokens=300,
+        memory_tokens=100000,
+    )
+    mem.add(chat_messages, "u")
+    mem.flush("u")
+    assert [ln.text for ln in mem.get("u").lines] == kept
     mem.close()
 
 
@@ -491,7 +610,11 @@ def test_third_party_subjects(line: str, who: str | None) -> None:
 def test_context_and_answer(tmp_path: Path) -> None:
     model = echo_model()
     mem = Memory(
-        f"sqlite:///{tmp_path / 'm.db'}", model=model, chunk_tokens=40, memory_tokens=100000
+        f"sqlite:///{tmp_path / 'm.db'}",
+        model=model,
+        strategy="extract",
+        chunk_tokens=40,
+        memory_tokens=100000,
     )
     mem.add(chat(10), "u")
     mem.flush("u")
@@ -527,7 +650,11 @@ def test_export_and_delete_user(mem: Memory) -> None:
 
 async def test_async_twin(tmp_path: Path) -> None:
     mem = AsyncMemory(
-        f"sqlite:///{tmp_path / 'm.db'}", model=echo_model(), chunk_tokens=40, memory_tokens=100000
+        f"sqlite:///{tmp_path / 'm.db'}",
+        model=echo_model(),
+        strategy="extract",
+        chunk_tokens=40,
+        memory_tokens=100000,
     )
     res = await mem.add(chat(12), "u")
     assert res.versions
@@ -560,6 +687,7 @@ def test_real_model_end_to_end(tmp_path: Path) -> None:
     mem = Memory(
         f"sqlite:///{tmp_path / 'real.db'}",
         model="local/qwen2.5-0.5b",
+        strategy="extract",
         chunk_tokens=800,
         memory_tokens=256,
     )
@@ -611,6 +739,7 @@ def test_real_model_keeps_a_friends_preferences_out(tmp_path: Path) -> None:
     mem = Memory(
         f"sqlite:///{tmp_path / 'own.db'}",
         model="local/qwen2.5-0.5b",
+        strategy="extract",
         chunk_tokens=800,
         memory_tokens=256,
     )

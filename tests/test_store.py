@@ -174,10 +174,11 @@ CHILD = textwrap.dedent(
     db, mode = sys.argv[1], sys.argv[2]
     if mode == "slow":
         mem = Memory("sqlite:///" + db, model=echo_model(slow=120, signal_file=db + ".signal"),
-                     chunk_tokens=40, memory_tokens=400)
+                     strategy="extract", chunk_tokens=40, memory_tokens=400)
         mem.add(chat(12, start=100), "u")
     else:  # many fast updates until killed
-        mem = Memory("sqlite:///" + db, model=echo_model(), chunk_tokens=40, memory_tokens=100000)
+        mem = Memory("sqlite:///" + db, model=echo_model(), strategy="extract", chunk_tokens=40,
+                     memory_tokens=100000)
         open(db + ".signal", "w").write("ready")
         for i in range(0, 4000, 4):
             mem.add(chat(4, start=i), "u")
@@ -214,7 +215,13 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 
 def test_kill_9_during_an_update_loses_nothing(tmp_path: Path) -> None:
     db = tmp_path / "k.db"
-    fast = Memory(f"sqlite:///{db}", model=echo_model(), chunk_tokens=40, memory_tokens=400)
+    fast = Memory(
+        f"sqlite:///{db}",
+        model=echo_model(),
+        strategy="extract",
+        chunk_tokens=40,
+        memory_tokens=400,
+    )
     fast.add(chat(12), "u")
     before = fast.get("u")
     assert before.version >= 1 and before.pending_messages > 0
@@ -228,7 +235,12 @@ def test_kill_9_during_an_update_loses_nothing(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
     mem = Memory(
-        f"sqlite:///{db}", model=echo_model(), chunk_tokens=40, memory_tokens=400, lock_timeout=5
+        f"sqlite:///{db}",
+        model=echo_model(),
+        strategy="extract",
+        chunk_tokens=40,
+        memory_tokens=400,
+        lock_timeout=5,
     )
     assert mem.store.check() == []
     after = mem.get("u")
@@ -255,7 +267,13 @@ def test_kill_9_at_random_moments(tmp_path: Path) -> None:
         _wait_for(sig, proc)
         time.sleep(delay)
         _kill(proc)
-        mem = Memory(f"sqlite:///{db}", model=echo_model(), chunk_tokens=40, memory_tokens=100000)
+        mem = Memory(
+            f"sqlite:///{db}",
+            model=echo_model(),
+            strategy="extract",
+            chunk_tokens=40,
+            memory_tokens=100000,
+        )
         assert mem.store.check() == [], attempt
         versions_seen.append(len(mem.store.versions("u")))
         info = mem.get("u")
@@ -289,7 +307,13 @@ def _assert_linear_and_complete(mem: Memory, n_messages: int) -> None:
 def test_two_threads_add_to_one_user(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'c.db'}"
     mems = [
-        Memory(db, model=echo_model(slow=0.01), chunk_tokens=40, memory_tokens=100000)
+        Memory(
+            db,
+            model=echo_model(slow=0.01),
+            strategy="extract",
+            chunk_tokens=40,
+            memory_tokens=100000,
+        )
         for _ in range(2)
     ]
     errors: list[BaseException] = []
@@ -320,8 +344,8 @@ WRITER = textwrap.dedent(
     from memory_fakes import chat, echo_model
     from personamem.memory import Memory
     db, k = sys.argv[1], int(sys.argv[2])
-    mem = Memory("sqlite:///" + db, model=echo_model(slow=0.01), chunk_tokens=40,
-                 memory_tokens=100000)
+    mem = Memory("sqlite:///" + db, model=echo_model(slow=0.01), strategy="extract",
+                 chunk_tokens=40, memory_tokens=100000)
     for b in range(6):
         mem.add(chat(4, start=1000 * k + 4 * b, prefix="p%d-" % k), "u")
     """
@@ -341,7 +365,13 @@ def test_two_processes_add_to_one_user(tmp_path: Path) -> None:
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err.decode()[-2000:]
-    mem = Memory(f"sqlite:///{db}", model=echo_model(), chunk_tokens=40, memory_tokens=100000)
+    mem = Memory(
+        f"sqlite:///{db}",
+        model=echo_model(),
+        strategy="extract",
+        chunk_tokens=40,
+        memory_tokens=100000,
+    )
     mem.flush("u")
     _assert_linear_and_complete(mem, 48)
     mem.close()

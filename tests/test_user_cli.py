@@ -21,6 +21,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setattr(api, "get_model", lambda spec: model)
     monkeypatch.setenv("PERSONAMEM_STORE", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("PERSONAMEM_MODEL", "scripted")
+    monkeypatch.setenv("PERSONAMEM_STRATEGY", "extract")  # the scripted model plays the extractor
     return str(tmp_path / "cli.db")
 
 

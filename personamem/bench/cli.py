@@ -151,7 +151,7 @@ def run_cmd(
     max_chunks: Annotated[
         int | None, typer.Option(help="Memory: read only the first N chunks (quick runs).")
     ] = None,
-    strategy: Annotated[str, typer.Option(help="Memory: extract or rewrite.")] = "extract",
+    strategy: Annotated[str, typer.Option(help="Memory: select, extract or rewrite.")] = "select",
     top_k: Annotated[int, typer.Option(help="Retrieval: user turns put in the prompt.")] = 8,
     snippet_tokens: Annotated[int, typer.Option(help="Retrieval: tokens kept per turn.")] = 300,
     mcq_method: Annotated[
@@ -181,8 +181,8 @@ def run_cmd(
             f"choose from {', '.join(sorted(SYSTEMS))}",
             2,
         )
-    if strategy not in ("extract", "rewrite"):
-        _fail("--strategy must be extract or rewrite", 2)
+    if strategy not in ("select", "extract", "rewrite"):
+        _fail("--strategy must be select, extract or rewrite", 2)
     if mcq_method not in ("auto", "likelihood", "score", "generate"):
         _fail("--mcq-method must be auto, likelihood, score or generate", 2)
     if concurrency < 1:

@@ -52,7 +52,7 @@ class RunConfig(BaseModel):
     chunk_tokens: int = 5000
     memory_tokens: int = 2048
     max_chunks: int | None = None
-    strategy: str = "extract"
+    strategy: str = "select"
     top_k: int = 8
     snippet_tokens: int = 300
     seed: int = 0

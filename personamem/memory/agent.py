@@ -1,6 +1,14 @@
 """The agentic memory of PersonaMem-v2: ``M_i = f(C_i, M_{i-1})`` chunk by chunk, capped.
 
-Two update strategies share one loop:
+Three update strategies share one loop:
+
+* ``select`` (default, for small local models): the user's own first-person statements in the
+  chunk are candidates (deterministic: no editing requests, hypotheticals or text written by
+  someone else); the model judges how personal each one is (a yes/no score, which small models
+  do far better than paraphrasing: measured, see benchmarks/memory_build.md); the memory keeps
+  the statements verbatim with their message numbers, merges repeats, asks the model whether a
+  new statement makes an older one out of date, and, over the cap, drops the statements the
+  model judged least personal.
 
 * ``extract`` (default, built for small local models): the chunk is read in short steps; for
   each step the model lists facts about the user as schema-constrained JSON (it cannot drift
@@ -16,6 +24,7 @@ Both see only the previous memory and the current chunk (causality), and both ho
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -29,9 +38,10 @@ from . import prompts
 from .chunking import Chunk, Piece, chunk_messages
 from .merge import content_words, forget_request, overlap, salvage_json
 from .privacy import PrivacyGuard, Redaction
+from .select import candidates, signal
 from .state import EMPTY, MemoryLine, MemoryState
 
-Strategy = Literal["extract", "rewrite"]
+Strategy = Literal["select", "extract", "rewrite"]
 _REDACTED = re.compile(r"\[REDACTED [a-z_]+\]")
 
 
@@ -86,7 +96,12 @@ class MemoryConfig:
 
     chunk_tokens: int = 5000
     memory_tokens: int = 2048
-    strategy: Strategy = "extract"
+    strategy: Strategy = "select"
+    judge_statements: bool = False
+    """Select strategy: ask the model whether each statement is personal (P(yes) becomes its
+    score). Off by default: with Qwen2.5-0.5B the answers did not discriminate (P(yes) 0.24-0.33
+    for every statement, greetings included); turn it on for larger models."""
+    select_threshold: float = 0.5
     step_tokens: int = 1200
     """Extract strategy: the model reads the chunk in steps of at most this many tokens."""
     assistant_tokens: int = 40
@@ -119,7 +134,11 @@ class MemoryAgent:
 
     @property
     def prompt_version(self) -> str:
-        return prompts.PROMPT_VERSION if self.config.strategy == "extract" else "rewrite-v1"
+        return {
+            "select": prompts.SELECT_VERSION,
+            "extract": prompts.PROMPT_VERSION,
+            "rewrite": "rewrite-v1",
+        }[self.config.strategy]
 
     # --- chunks ----------------------------------------------------------------------------
     def chunk(self, messages: Sequence[Message], start: int = 0) -> list[Chunk]:
@@ -203,7 +222,9 @@ class MemoryAgent:
         new = state.model_copy(deep=True)
         new.warnings = []
         try:
-            if self.config.strategy == "extract":
+            if self.config.strategy == "select":
+                await self._select_update(new, pieces, report)
+            elif self.config.strategy == "extract":
                 await self._extract_update(new, pieces, report)
             else:
                 await self._rewrite_update(new, state, pieces, report)
@@ -236,6 +257,26 @@ class MemoryAgent:
             found += rs
             out.append(Piece(p.index, p.role, text, p.part, p.parts) if rs else p)
         return out, found
+
+    # --- select strategy -------------------------------------------------------------------
+    async def _select_update(self, new: MemoryState, pieces: list[Piece], report: ChunkReport) -> None:
+        for p in pieces:
+            if p.role != "user":
+                continue
+            if what := forget_request(p.content):
+                report.removed += await self._forget(new, what)
+                continue
+            for sentence in candidates(p.content):
+                if any(overlap(sentence, f) >= 0.5 for f in new.forgotten):
+                    continue
+                if self.config.judge_statements:
+                    question = prompts.SELECT_USER.format(sentence=sentence)
+                    score = await self._p_yes(question, prompts.SELECT_SYSTEM)
+                    if score <= self.config.select_threshold:
+                        continue
+                else:
+                    score = signal(sentence)
+                await self._merge_fact(new, sentence, [p.index], report, score=round(score, 4))
 
     # --- extract strategy ------------------------------------------------------------------
     def _view(self, piece: Piece) -> str:
@@ -298,7 +339,12 @@ class MemoryAgent:
                 await self._merge_fact(new, text, ids, report)
 
     async def _merge_fact(
-        self, state: MemoryState, text: str, sources: list[int], report: ChunkReport
+        self,
+        state: MemoryState,
+        text: str,
+        sources: list[int],
+        report: ChunkReport,
+        score: float | None = None,
     ) -> None:
         if any(overlap(text, f) >= 0.6 for f in state.forgotten):
             return
@@ -316,7 +362,7 @@ class MemoryAgent:
             if await self._yes(prompts.REPLACE_USER.format(old=best.text, new=text), prompts.REPLACE_SYSTEM):
                 state.lines.remove(best)
                 report.removed += 1
-        state.lines.append(MemoryLine(text=text, sources=sources))
+        state.lines.append(MemoryLine(text=text, sources=sources, score=score))
         report.added += 1
 
     async def forget(self, state: MemoryState, what: str) -> tuple[MemoryState, int]:
@@ -343,15 +389,21 @@ class MemoryAgent:
         return len(drop)
 
     async def _yes(self, question: str, system: str) -> bool:
+        return await self._p_yes(question, system) > 0.5
+
+    async def _p_yes(self, question: str, system: str) -> float:
+        """P(yes) for a yes/no question: from the two answers' log-probs where the backend scores,
+        else 1.0 or 0.0 from a generated answer."""
         msgs: list[Message] = [
             {"role": "system", "content": system},
             {"role": "user", "content": question},
         ]
         scores = await self.model.score_choices(msgs, ["yes", "no"])
         if scores is not None:
-            return scores[0] > scores[1]
+            diff = max(-50.0, min(50.0, scores[1] - scores[0]))
+            return 1.0 / (1.0 + math.exp(diff))
         g = await self.model.generate(msgs, max_tokens=3)
-        return g.text.strip().lower().startswith("yes")
+        return 1.0 if g.text.strip().lower().startswith("yes") else 0.0
 
     # --- rewrite strategy ------------------------------------------------------------------
     async def _rewrite_update(
@@ -392,6 +444,8 @@ class MemoryAgent:
         if not new.lines or self.count(new.text) <= cap:
             return new
         tokens = self.count(new.text)
+        if self.config.strategy == "select":
+            return self._drop_least_personal(new, tokens, report)
         msgs: list[Message] = [
             {"role": "system", "content": prompts.COMPRESS_SYSTEM},
             {
@@ -426,8 +480,36 @@ class MemoryAgent:
         return kept
 
 
-def empty_state() -> MemoryState:
-    return MemoryState()
+    def _drop_least_personal(self, new: MemoryState, tokens: int, report: ChunkReport) -> MemoryState:
+        """Select strategy's compression: drop whole statements until the memory fits, weakest
+        first: lowest personal score (capped at 3) plus up to 3 points for recency, so later
+        statements (which carry updated preferences) survive. Never cuts a sentence."""
+        cap = self.config.memory_tokens
+        newest = max((max(ln.sources, default=0) for ln in new.lines), default=0) or 1
+
+        def keep_score(i: int) -> tuple[float, int]:
+            ln = new.lines[i]
+            base = min(ln.score if ln.score is not None else 3.0, 3.0)
+            return base + 3.0 * max(ln.sources, default=newest) / newest, i
+
+        order = sorted(range(len(new.lines)), key=keep_score)
+        drop: set[int] = set()
+        budget = tokens
+        for i in order:
+            if budget <= cap:
+                break
+            drop.add(i)
+            budget -= self.count(new.lines[i].render()) + 1
+        new.lines = [ln for i, ln in enumerate(new.lines) if i not in drop]
+        while new.lines and self.count(new.text) > cap:  # the per-line estimate was short
+            new.lines.pop(min(range(len(new.lines)), key=keep_score))
+            drop.add(-1 - len(drop))
+        report.removed += len(drop)
+        report.warnings.append(
+            f"memory over the cap ({tokens} > {cap} tokens): dropped {len(drop)} least personal "
+            "statement(s)"
+        )
+        return new
 
 
 __all__ = [

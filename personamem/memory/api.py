@@ -276,6 +276,41 @@ def third_party(line: str, chat: str) -> str | None:
     return first.group(1) if first.group(1).lower() in names else None
 
 
+_HYPOTHETICAL = re.compile(
+    r"(?i)^\W*(?:imagine|suppose|pretend|what\s+if|if\s+i\s+(?:were|was|had|lived)|let'?s\s+say"
+    r"|hypothetically|in\s+a\s+world\s+where|say\s+i\s+(?:were|was))\b"
+)
+
+
+def _containment(words: set[str], text: str) -> float:
+    """Share of ``words`` that occur in ``text`` (content words, stemmed)."""
+    return len(words & content_words(text)) / len(words) if words else 0.0
+
+
+def not_the_users(line: str, chunk: Chunk) -> str | None:
+    """Why a memory line is plainly not something the user revealed about themselves, or None.
+
+    Deterministic backstops for the model's ``about`` label: the line's subject is a third party
+    (:func:`third_party`); the line copies a sentence of an assistant reply (a translation, a
+    suggestion) that no user message says; or it restates a hypothetical ("Imagine I were a
+    surfer ...") that no other user message supports.
+    """
+    who = third_party(line, chunk.render())
+    if who:
+        return f"about {who!r}, not the user"
+    words = content_words(line)
+    user = [p.content for p in chunk.pieces if p.role == "user"]
+    said = " ".join(u for u in user if not _HYPOTHETICAL.match(u))
+    if len(words) >= 5 and _containment(words, said) < 0.5:
+        for p in chunk.pieces:
+            if p.role == "assistant" and _containment(words, p.content) >= 0.8:
+                return "copied from an assistant reply, not said by the user"
+    hypo = " ".join(u for u in user if _HYPOTHETICAL.match(u))
+    if hypo and _containment(words, hypo) >= 0.5 > _containment(words, said):
+        return "from a hypothetical, not the user's situation"
+    return None
+
+
 # --- the agent as the store runs it ------------------------------------------------------------
 _SKIP_FORGET: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
     "personamem_skip_forget", default=frozenset()
@@ -557,7 +592,7 @@ class AsyncMemory:
                 warnings.append(f"redacted {len(found)} secret(s) in a memory line")
             if not text.replace("[REDACTED", "").strip(" ]"):
                 continue
-            keep.append(MemoryLine(text=text, sources=ln.sources))
+            keep.append(ln.model_copy(update={"text": text}))
         cited = {i for ln in keep for i in ln.sources}
         exists = self.store.existing_seqs(user_id, cited) if cited else set()
         missing = cited - exists
@@ -857,9 +892,10 @@ class AsyncMemory:
                 if p.role != "user":
                     continue
                 mine = detect_forget(p.content)
+                # Every strategy but "rewrite" acts on the agent's own detector.
                 theirs = (
                     agent_forget_request(p.content)
-                    if self.agent.config.strategy == "extract"
+                    if self.agent.config.strategy != "rewrite"
                     else None
                 )
                 if mine and mine != theirs:
@@ -942,15 +978,14 @@ class AsyncMemory:
 
     @staticmethod
     def _keep_others_out(before: MemoryState, new: MemoryState, chunk: Chunk) -> list[str]:
-        """Drop new lines plainly about someone else (the agent should have said so)."""
+        """Drop new lines plainly not about the user (the agent should have said so)."""
         old = {ln.text for ln in before.lines}
-        chat = chunk.render()
         warnings: list[str] = []
         keep: list[MemoryLine] = []
         for ln in new.lines:
-            who = None if ln.text in old else third_party(ln.text, chat)
-            if who:
-                warnings.append(f"not stored: about {who!r}, not the user: {ln.text!r}")
+            why = None if ln.text in old else not_the_users(ln.text, chunk)
+            if why:
+                warnings.append(f"not stored: {why}: {ln.text!r}")
             else:
                 keep.append(ln)
         new.lines = keep
@@ -1108,18 +1143,23 @@ class Memory:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def add(self, messages: MessageInput, user_id: str, *, update: bool = True) -> AddResult:
+        """Store messages and update the memory when a full chunk is pending (see AsyncMemory)."""
         return self._run(self.aio.add(messages, user_id, update=update))
 
     def flush(self, user_id: str) -> list[VersionInfo]:
+        """Read every pending message into the memory now."""
         return self._run(self.aio.flush(user_id))
 
     def get(self, user_id: str) -> UserMemory:
+        """The current memory with its lines, sources and counts."""
         return self.aio._get(user_id)
 
     def sources(self, user_id: str) -> list[LineSources]:
+        """Each memory line with the stored messages that support it."""
         return self.aio._sources(user_id)
 
     def context(self, user_id: str, max_tokens: int | None = None) -> str:
+        """The memory for a prompt (no citations), newest lines within ``max_tokens``."""
         return self.aio._context(user_id, max_tokens)
 
     def answer(
@@ -1130,24 +1170,31 @@ class Memory:
         *,
         max_tokens: int | None = None,
     ) -> Answer:
+        """Answer ``query`` from the memory (MCQ when ``options`` are given)."""
         return self._run(self.aio.answer(user_id, query, options, max_tokens=max_tokens))
 
     def history(self, user_id: str) -> list[VersionInfo]:
+        """Every version with what produced it and a diff from its parent."""
         return self.aio._history(user_id)
 
     def edit(self, user_id: str, text: str) -> VersionInfo:
+        """Store a person's corrected memory text as a new version."""
         return self.aio._edit(user_id, text)
 
     def forget(self, user_id: str, what: str) -> VersionInfo:
+        """Remove ``what`` from the memory and keep it out of later updates."""
         return self._run(self.aio.forget(user_id, what))
 
     def undo(self, user_id: str, version: int | None = None) -> VersionInfo:
+        """Restore the previous version (or ``version``) as a new version."""
         return self.aio._undo(user_id, version)
 
     def export(self, user_id: str) -> dict[str, Any]:
+        """Everything stored about the user as JSON-ready data."""
         return self.aio._export(user_id)
 
     def delete_user(self, user_id: str) -> dict[str, int]:
+        """Delete everything stored about the user."""
         return self.aio._delete_user(user_id)
 
     def users(self) -> list[str]:
@@ -1181,5 +1228,6 @@ __all__ = [
     "UserMemory",
     "VersionInfo",
     "detect_forget",
+    "not_the_users",
     "third_party",
 ]

@@ -43,6 +43,14 @@ ModelOpt = Annotated[
         "--model", "-m", envvar="PERSONAMEM_MODEL", help="Model spec (see personamem --help)."
     ),
 ]
+StrategyOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="PERSONAMEM_STRATEGY",
+        help="Memory update strategy of the agent (select, extract, rewrite; default: the "
+        "agent's).",
+    ),
+]
 ChunkOpt = Annotated[int, typer.Option(help="Tokens of new messages per memory update.")]
 CapOpt = Annotated[int, typer.Option(help="Token cap of the memory.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -56,10 +64,15 @@ def _fail(msg: str, code: int = 1) -> NoReturn:
 
 
 def _open(
-    store: str, model: str = DEFAULT_MODEL, chunk_tokens: int = 5000, memory_tokens: int = 2048
+    store: str,
+    model: str = DEFAULT_MODEL,
+    chunk_tokens: int = 5000,
+    memory_tokens: int = 2048,
+    strategy: str | None = None,
 ) -> Memory:
+    options = {"strategy": strategy} if strategy else {}
     try:
-        return Memory(store, model, chunk_tokens, memory_tokens)
+        return Memory(store, model, chunk_tokens, memory_tokens, **options)
     except (StoreError, ValueError) as e:
         _fail(str(e))
 
@@ -122,11 +135,12 @@ def add(
     model: ModelOpt = DEFAULT_MODEL,
     chunk_tokens: ChunkOpt = 5000,
     memory_tokens: CapOpt = 2048,
+    strategy: StrategyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Store messages (ids seen before are skipped) and update the memory."""
     msgs = _read_messages(file, text, role)
-    mem = _open(store, model, chunk_tokens, memory_tokens)
+    mem = _open(store, model, chunk_tokens, memory_tokens, strategy)
     try:
         res = mem.add(msgs, user_id, update=update)
         versions = list(res.versions)
@@ -160,9 +174,10 @@ def flush_cmd(
     model: ModelOpt = DEFAULT_MODEL,
     chunk_tokens: ChunkOpt = 5000,
     memory_tokens: CapOpt = 2048,
+    strategy: StrategyOpt = None,
 ) -> None:
     """Read every pending message into the memory now."""
-    mem = _open(store, model, chunk_tokens, memory_tokens)
+    mem = _open(store, model, chunk_tokens, memory_tokens, strategy)
     try:
         versions = mem.flush(user_id)
     except UnknownUser as e:
@@ -184,7 +199,7 @@ def show(
     store: StoreOpt = DEFAULT_STORE,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print the user's memory (each line cites its messages: [msg N])."""
+    """Print the user's memory (each line cites the messages behind it)."""
     mem = _open(store)
     try:
         info = mem.get(user_id)
@@ -252,7 +267,7 @@ def edit(
     store: StoreOpt = DEFAULT_STORE,
     model: ModelOpt = DEFAULT_MODEL,
 ) -> None:
-    """Correct the memory by hand: one statement per line, optional [msg N] citations."""
+    """Correct the memory by hand: one statement per line, citations optional."""
     mem = _open(store, model)
     try:
         current = mem.get(user_id)
@@ -284,9 +299,10 @@ def forget(
     what: Annotated[str, typer.Argument(help="What to forget, e.g. 'that I smoke'.")],
     store: StoreOpt = DEFAULT_STORE,
     model: ModelOpt = DEFAULT_MODEL,
+    strategy: StrategyOpt = None,
 ) -> None:
     """Remove something from the memory and keep it out of later updates."""
-    mem = _open(store, model)
+    mem = _open(store, model, strategy=strategy)
     try:
         v = mem.forget(user_id, what)
     except UnknownUser as e:

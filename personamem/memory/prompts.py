@@ -4,6 +4,7 @@ it is part of every cache key and of each memory version's provenance."""
 from __future__ import annotations
 
 PROMPT_VERSION = "extract-v1"
+SELECT_VERSION = "select-v1"
 
 # The paper's memory-update rules, shortened for small models.
 EXTRACT_SYSTEM = """You write notes about ONE person: the user of a chatbot.
@@ -91,3 +92,11 @@ New conversation section:
 {chat}
 
 Write the updated memory (at most {limit} tokens)."""
+
+
+# Select strategy: the model judges each first-person statement; it never paraphrases.
+SELECT_SYSTEM = """You decide whether a sentence that a person wrote reveals something about that person: their tastes, habits, hobbies, routines, health, feelings, work or background. Greetings, thanks, scheduling and requests for help reveal nothing. Answer yes or no."""
+
+SELECT_USER = """Sentence: {sentence}
+
+Does this sentence reveal something personal about the writer? Answer yes or no."""

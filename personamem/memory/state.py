@@ -15,6 +15,8 @@ class MemoryLine(BaseModel):
 
     text: str
     sources: list[int] = Field(default_factory=list)
+    score: float | None = None
+    """How personal the model judged the statement (select strategy); decides what the cap drops."""
 
     def render(self, sources: bool = True) -> str:
         cite = f" [msg {', '.join(map(str, self.sources))}]" if sources and self.sources else ""

@@ -1,0 +1,96 @@
+"""Candidate statements for the ``select`` strategy: what the user said about themself.
+
+Deterministic and cheap: split the user's turns into sentences and keep first-person statements
+that are not editing requests, hypotheticals or about someone else; text the user says was
+written by another person (a colleague's message to translate, a friend's email to polish) is
+not the user's. The model then judges each candidate (see :mod:`personamem.memory.agent`).
+"""
+
+from __future__ import annotations
+
+import re
+
+_SENT = re.compile(r"(?<=[.!?…])[\"”’)]?\s+|\n+")
+_FIRST_PERSON = re.compile(r"(?i)\b(?:i|i['’](?:m|ve|d|ll)|me|my|mine|myself)\b")
+_EDIT_REQUEST = re.compile(
+    r"(?i)\b(?:help|refine|improve|polish|translate|rewrite|proofread|edit|fix|tweak|revise|"
+    r"shorten|make)\b.{0,60}\b(?:this|the|my|following|below)\s+(?:\w+\s+)?(?:email|post|message|"
+    r"piece|text|paragraph|draft|letter|note|caption|bio|reply|update|story|essay|speech|"
+    r"announcement|version|wording|language|tone|section|line|sentence)s?\b"
+)
+_META = re.compile(
+    r"(?i)^(?:thanks|thank you|great|perfect|awesome|ok|okay|yes|sure|sounds good|got it|"
+    r"that'?s (?:great|helpful|perfect))\b[^.!?]*[.!?]?$"
+)
+_HYPOTHETICAL = re.compile(r"(?i)^\s*(?:if|imagine|suppose|what if|hypothetically|pretend|let's say)\b")
+_OTHERS = (
+    r"friend|colleague|coworker|co-worker|sister|brother|mom|mother|dad|father|partner|wife|"
+    r"husband|boss|manager|client|roommate|neighbou?r|son|daughter|cousin|aunt|uncle|team|"
+    r"teammate|grandma|grandmother|grandpa|grandfather|boyfriend|girlfriend|fiancée?|kid|child"
+)
+_ABOUT_OTHER = re.compile(rf"(?i)^\s*(?:my|our)\s+(?:\w+\s+)?(?:{_OTHERS})s?\b|^\s*(?:he|she|they)\b")
+_WRITTEN_BY_OTHER = re.compile(
+    rf"(?i)\b(?:(?:my|our|a)\s+(?:\w+\s+)?(?:{_OTHERS})(?:['’]s)?\s+(?:\w+\s+)?(?:email|message|post|"
+    rf"text|letter|note|essay|story|speech|draft|review|reply)|(?:wrote|written|sent|drafted)\s+by\s+"
+    rf"(?:my|our|a)\s+(?:\w+\s+)?(?:{_OTHERS})|(?:from|by)\s+my\s+(?:{_OTHERS})\b|on behalf of)"
+)
+
+
+_BOILERPLATE = re.compile(
+    r"(?i)^(?:i hope (?:you|your|this|all)|hope you|please (?:let me know|feel free)|let me know|"
+    r"i (?:just )?wanted to (?:follow up|check in|see if|reach out|thank|let you know)|"
+    r"i(?:['’]d| would) (?:love|like) (?:to hear|your|to get your|to schedule|to set up|to propose)|"
+    r"i look forward|looking forward|thank you|thanks|best regards|kind regards|cheers|"
+    r"i like your version|i (?:really )?appreciate (?:it|your|the)|can you|could you|would you|will you)"
+)
+_SIGNAL = re.compile(
+    r"(?i)\b(?:love|loved|enjoy|enjoyed|favou?rite|prefer|always|usually|often|every|habit|"
+    r"hobby|like to|can't stand|hate|allerg\w*|doctor|diagnos\w*|symptom\w*|therap\w*|anxious|"
+    r"anxiety|stress\w*|since i was|grew up|i(?:['’]ve| have) been|lately|recently|my (?:own|usual)|"
+    r"weekend|morning|evening|routine|diet|workout|exercise|music|read|book|film|movie|travel|"
+    r"coffee|cook\w*|bak\w*|garden\w*|hik\w*|run\w*|yoga|game\w*|festival|concert)\b"
+)
+
+
+_FOLLOW_UP = re.compile(
+    r"(?i)^(?:you mentioned|could you|can you|would you|will you|yes|no|that makes sense|"
+    r"what about|and |but |so |how about|is that|does that|why is that)"
+)
+
+
+def signal(sentence: str) -> float:
+    """How strongly a statement looks like a preference or habit (more cue words, higher)."""
+    return len(_SIGNAL.findall(sentence)) + (0.5 if _FIRST_PERSON.match(sentence) else 0.0)
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip(" \t-•*\"“”") for s in _SENT.split(text) if s and s.strip()]
+
+
+def candidates(text: str, *, min_words: int = 5, max_words: int = 60) -> list[str]:
+    """First-person statements in a user turn that may reveal something about the user."""
+    sentences = split_sentences(text)
+    if not sentences:
+        return []
+    # If the user says the text they paste is someone else's, only their own framing counts.
+    if _WRITTEN_BY_OTHER.search(" ".join(sentences[:2])):
+        sentences = sentences[:1]
+    out = []
+    for s in sentences:
+        words = s.split()
+        if not min_words <= len(words) <= max_words:
+            continue
+        # First-person statements, and the user's own questions (what a user asks about, and how,
+        # often is the only sign of a changed preference).
+        if not (_FIRST_PERSON.search(s) or (s.endswith("?") and not _FOLLOW_UP.match(s))):
+            continue
+        if _META.match(s) or _HYPOTHETICAL.match(s):
+            continue
+        if _ABOUT_OTHER.match(s):
+            continue
+        if _EDIT_REQUEST.search(s) and len(words) < 30:
+            continue
+        if _BOILERPLATE.match(s) and not _SIGNAL.search(s):
+            continue
+        out.append(s)
+    return out
