@@ -8,7 +8,7 @@ import statistics
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -154,7 +154,7 @@ def memory_build(
     model: ModelOpt = DEFAULT_MODEL,
     chunk_tokens: Annotated[int, typer.Option(help="Tokens per history chunk.")] = 5000,
     memory_tokens: Annotated[int, typer.Option(help="Token cap of the memory.")] = 2048,
-    max_chunks: Annotated[Optional[int], typer.Option(help="Stop after N chunks.")] = None,
+    max_chunks: Annotated[int | None, typer.Option(help="Stop after N chunks.")] = None,
     strategy: Annotated[
         str,
         typer.Option(
@@ -162,7 +162,9 @@ def memory_build(
             "extract (model-written notes) or rewrite (the paper's single call, for large models)."
         ),
     ] = "select",
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the memory here.")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the memory here.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Build a user's memory from a chat history, chunk by chunk, causally."""
@@ -206,12 +208,12 @@ def memory_build(
 @app.command("answer")
 def answer_cmd(
     query: Annotated[str, typer.Option("--query", "-q", help="The user's request.")],
-    memory: Annotated[Optional[Path], typer.Option(help="A memory file to answer from.")] = None,
+    memory: Annotated[Path | None, typer.Option(help="A memory file to answer from.")] = None,
     history: Annotated[
-        Optional[Path], typer.Option(help="A chat-history JSON to answer from (long context).")
+        Path | None, typer.Option(help="A chat-history JSON to answer from (long context).")
     ] = None,
     option: Annotated[
-        Optional[list[str]], typer.Option("--option", "-o", help="An MCQ option (repeat).")
+        list[str] | None, typer.Option("--option", "-o", help="An MCQ option (repeat).")
     ] = None,
     model: ModelOpt = DEFAULT_MODEL,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -255,7 +257,9 @@ def answer_cmd(
     else:
         out.print(a.text)
     if dropped:
-        console.print(f"[yellow]{dropped} history tokens did not fit the context and were dropped[/]")
+        console.print(
+            f"[yellow]{dropped} history tokens did not fit the context and were dropped[/]"
+        )
 
 
 def main() -> None:  # pragma: no cover

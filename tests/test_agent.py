@@ -183,7 +183,9 @@ async def test_facts_returned_are_stored_with_citations():
             ]
         )
     )
-    result = await MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract").build(msgs)
+    result = await MemoryAgent(
+        model, chunk_tokens=200, memory_tokens=500, strategy="extract"
+    ).build(msgs)
     assert result.memory.splitlines() == [
         "- Bakes sourdough bread every Sunday [msg 1]",
         "- Works as a nurse in a hospital [msg 3]",  # 99 is not in the chunk: dropped
@@ -203,7 +205,9 @@ async def test_third_party_facts_are_not_stored():
             ("Sister lives in Porto city", "other", [1]),
         )
     )
-    result = await MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract").build(msgs)
+    result = await MemoryAgent(
+        model, chunk_tokens=200, memory_tokens=500, strategy="extract"
+    ).build(msgs)
     assert "jazz" in result.memory
     assert "opera" not in result.memory and "Porto" not in result.memory
 
@@ -211,10 +215,13 @@ async def test_third_party_facts_are_not_stored():
 async def test_same_fact_twice_is_one_line():
     msgs = history("I love jazz.", "Jazz again tonight!")
     model = scripted(
-        extract=lambda m: facts_json(*[("Loves listening to jazz music", "user", [i])
-                                       for i, _ in user_turns(m)])
+        extract=lambda m: facts_json(
+            *[("Loves listening to jazz music", "user", [i]) for i, _ in user_turns(m)]
+        )
     )
-    result = await MemoryAgent(model, chunk_tokens=30, memory_tokens=500, strategy="extract").build(msgs)
+    result = await MemoryAgent(model, chunk_tokens=30, memory_tokens=500, strategy="extract").build(
+        msgs
+    )
     assert result.chunks == 2
     assert result.state.lines == [MemoryLine(text="Loves listening to jazz music", sources=[1, 3])]
 
@@ -313,8 +320,18 @@ async def test_kept_previous_report_adds_nothing():
 
 
 async def test_cap_holds_over_many_chunks_and_lines_are_whole():
-    hobbies = ["kayaking", "pottery", "chess", "salsa", "archery", "fencing", "rowing",
-               "knitting", "surfing", "origami"]
+    hobbies = [
+        "kayaking",
+        "pottery",
+        "chess",
+        "salsa",
+        "archery",
+        "fencing",
+        "rowing",
+        "knitting",
+        "surfing",
+        "origami",
+    ]
     texts = [f"Today I tried {h} and loved it a lot." for h in hobbies]
 
     def extract(m: list[Message]) -> str:
@@ -433,8 +450,7 @@ async def test_malformed_output_keeps_previous_memory(reply):
 
 async def test_truncated_json_keeps_complete_facts():
     cut = (
-        '{"facts": [{"fact": "Enjoys hiking in the hills", "about": "user", "messages": [1]},'
-        ' {"fa'
+        '{"facts": [{"fact": "Enjoys hiking in the hills", "about": "user", "messages": [1]}, {"fa'
     )
     model = scripted(extract=cut)
     agent = MemoryAgent(model, chunk_tokens=200, memory_tokens=500, strategy="extract")
@@ -498,9 +514,11 @@ async def test_forgotten_fact_is_not_re_added(later_fact):
     ]
     model = scripted(
         yesno=yes_if_forgetting,
-        extract=lambda m: facts_json((later_fact, "user", [1]))
-        if any(i == 1 for i, _ in user_turns(m))
-        else facts_json(),
+        extract=lambda m: (
+            facts_json((later_fact, "user", [1]))
+            if any(i == 1 for i, _ in user_turns(m))
+            else facts_json()
+        ),
     )
     agent = MemoryAgent(model, chunk_tokens=24, memory_tokens=500, strategy="extract")
     assert [c.message_ids for c in agent.chunk(msgs)] == [[0], [1, 2]]
@@ -583,7 +601,8 @@ async def test_system_persona_never_reaches_the_model(sample_history):
     assert system["role"] == "system"
     others = "\n".join(m["content"] for m in sample_history[1:])
     persona_lines = [
-        ln.strip() for ln in system["content"].splitlines()
+        ln.strip()
+        for ln in system["content"].splitlines()
         if len(ln.strip()) > 30 and ln.strip() not in others
     ]
     assert len(persona_lines) > 5

@@ -22,7 +22,7 @@ from personamem.memory import (
     UpdateFailed,
     detect_forget,
 )
-from personamem.memory.api import third_party
+from personamem.memory.api import third_party, written_by_others
 from personamem.models import ScriptedModel
 from personamem.models.base import Message
 
@@ -555,6 +555,15 @@ HYPOTHETICAL_CHAT = [
             ["Loves a good steak", "Spends weekends gardening"],
         ),
         (
+            OWNERSHIP_CHAT,
+            [
+                "I am a huge fan of heavy metal and I collect vintage vinyl records of metal bands.",
+                "Loves spicy Sichuan food",
+                "Prefers quiet jazz",
+            ],
+            ["Prefers quiet jazz"],
+        ),
+        (
             HYPOTHETICAL_CHAT,
             [
                 "You'd wake before dawn, check the swell, surf for two hours and eat a big "
@@ -565,7 +574,7 @@ HYPOTHETICAL_CHAT = [
             ["Works night shifts as a nurse in Chicago"],
         ),
     ],
-    ids=["colleague-translation", "hypothetical"],
+    ids=["colleague-translation", "friends-email-sentences", "hypothetical"],
 )
 def test_translations_and_hypotheticals_are_not_stored(
     tmp_path: Path, chat_messages: list[dict[str, str]], facts: list[str], kept: list[str]
@@ -587,6 +596,15 @@ def test_translations_and_hypotheticals_are_not_stored(
     mem.flush("u")
     assert [ln.text for ln in mem.get("u").lines] == kept
     mem.close()
+
+
+def test_written_by_others() -> None:
+    email = OWNERSHIP_CHAT[0]["content"]
+    assert written_by_others(email, email).startswith("Hi team,\nI am a huge fan of heavy metal")
+    own = "Please polish my email.\n\nHi Sarah,\nI love my morning walks.\n\nBest,\nEmily"
+    assert written_by_others(own, own) == ""  # signed by the user, addressed to Sarah
+    quoted = TRANSLATION_CHAT[0]["content"]
+    assert "végétarienne" in written_by_others(quoted, quoted)
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,11 @@ class Answerer:
     """Builds the answer prompt around a context and asks the model."""
 
     def __init__(
-        self, model: Model, *, method: Method = "auto", rotations: int | None = None,
+        self,
+        model: Model,
+        *,
+        method: Method = "auto",
+        rotations: int | None = None,
         max_tokens: int = 400,
     ) -> None:
         self.model = model
@@ -99,7 +103,9 @@ class Answerer:
                 raise ValueError(f"{self.model.name} cannot score text; use method='generate'")
         return await self._mcq_letters(query, options, **context)
 
-    async def _mcq_likelihood(self, query: str, options: list[str], **context: object) -> Answer | None:
+    async def _mcq_likelihood(
+        self, query: str, options: list[str], **context: object
+    ) -> Answer | None:
         """Score each option as the reply itself (no letters, so no position bias).
 
         With a context, the score is how much the context raises the option's log-probability
@@ -116,7 +122,7 @@ class Answerer:
             bare = self.messages(query)
             base = await self.model.score_continuations(bare, [o.strip() for o in options])
             assert base is not None
-            scores = [c[0] - b[0] for c, b in zip(cond, base)]
+            scores = [c[0] - b[0] for c, b in zip(cond, base, strict=True)]
         else:
             scores = [c[0] / max(1, c[1]) for c in cond]
         choice = max(range(len(options)), key=lambda i: scores[i])
@@ -156,7 +162,9 @@ class Answerer:
             if self.method in ("auto", "score"):
                 scores = await self.model.score_choices(msgs, letters)
                 if scores is None and self.method == "score":
-                    raise ValueError(f"{self.model.name} cannot score choices; use method='generate'")
+                    raise ValueError(
+                        f"{self.model.name} cannot score choices; use method='generate'"
+                    )
             if scores is not None:
                 for p, lp in enumerate(_log_softmax(scores)):
                     totals[order[p]] += lp
@@ -206,16 +214,14 @@ class Answerer:
         )
 
 
-def fit_history(
-    messages: list[Message], model: Model, budget: int
-) -> tuple[list[Message], int]:
+def fit_history(messages: list[Message], model: Model, budget: int) -> tuple[list[Message], int]:
     """The most recent messages whose whole prompt (chat template included) fits in ``budget``
     tokens, the leading system message kept only when it fits; and the tokens dropped."""
     total = model.count_message_tokens(messages)
     if total <= budget:
         return list(messages), 0
     system = [m for m in messages[:1] if m["role"] == "system"]
-    rest = messages[len(system):]
+    rest = messages[len(system) :]
     if system and model.count_message_tokens(system) > budget // 2:
         system = []
     # Estimate from per-message counts, then correct with the exact template count.

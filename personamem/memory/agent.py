@@ -143,7 +143,9 @@ class MemoryAgent:
     # --- chunks ----------------------------------------------------------------------------
     def chunk(self, messages: Sequence[Message], start: int = 0) -> list[Chunk]:
         """The history split into chunks of at most ``chunk_tokens`` tokens (model tokenizer)."""
-        return chunk_messages(messages, self.model.count_tokens, self.config.chunk_tokens, start=start)
+        return chunk_messages(
+            messages, self.model.count_tokens, self.config.chunk_tokens, start=start
+        )
 
     def count(self, text: str) -> int:
         return self.model.count_tokens(text)
@@ -216,7 +218,9 @@ class MemoryAgent:
         """
         t0 = time.perf_counter()
         before = self.model.usage.snapshot()
-        report = ChunkReport(chunk=chunk.number, message_ids=chunk.message_ids, chunk_tokens=chunk.tokens)
+        report = ChunkReport(
+            chunk=chunk.number, message_ids=chunk.message_ids, chunk_tokens=chunk.tokens
+        )
         pieces, redactions = self._redact(chunk.pieces)
         report.redactions = [r.as_dict() for r in redactions]
         new = state.model_copy(deep=True)
@@ -259,7 +263,9 @@ class MemoryAgent:
         return out, found
 
     # --- select strategy -------------------------------------------------------------------
-    async def _select_update(self, new: MemoryState, pieces: list[Piece], report: ChunkReport) -> None:
+    async def _select_update(
+        self, new: MemoryState, pieces: list[Piece], report: ChunkReport
+    ) -> None:
         for p in pieces:
             if p.role != "user":
                 continue
@@ -305,7 +311,9 @@ class MemoryAgent:
             steps.append(cur)
         return steps
 
-    async def _extract_update(self, new: MemoryState, pieces: list[Piece], report: ChunkReport) -> None:
+    async def _extract_update(
+        self, new: MemoryState, pieces: list[Piece], report: ChunkReport
+    ) -> None:
         valid_ids = {p.index for p in pieces}
         # 1. Forget requests in this chunk (deterministic), applied in order.
         for p in pieces:
@@ -359,7 +367,9 @@ class MemoryAgent:
             best.sources = sorted(set(best.sources) | set(sources))
             return
         if best is not None and best_score >= 0.34 and self.config.check_replacements:
-            if await self._yes(prompts.REPLACE_USER.format(old=best.text, new=text), prompts.REPLACE_SYSTEM):
+            if await self._yes(
+                prompts.REPLACE_USER.format(old=best.text, new=text), prompts.REPLACE_SYSTEM
+            ):
                 state.lines.remove(best)
                 report.removed += 1
         state.lines.append(MemoryLine(text=text, sources=sources, score=score))
@@ -434,12 +444,18 @@ class MemoryAgent:
         valid = {p.index for p in pieces} | {i for ln in previous.lines for i in ln.sources}
         for ln in parsed.lines:
             ln.sources = [i for i in ln.sources if i in valid]
-        report.added = sum(1 for ln in parsed.lines if ln.text not in {x.text for x in previous.lines})
-        report.removed = sum(1 for ln in previous.lines if ln.text not in {x.text for x in parsed.lines})
+        report.added = sum(
+            1 for ln in parsed.lines if ln.text not in {x.text for x in previous.lines}
+        )
+        report.removed = sum(
+            1 for ln in previous.lines if ln.text not in {x.text for x in parsed.lines}
+        )
         new.lines = parsed.lines
 
     # --- the cap ---------------------------------------------------------------------------
-    async def _hold_cap(self, new: MemoryState, previous: MemoryState, report: ChunkReport) -> MemoryState:
+    async def _hold_cap(
+        self, new: MemoryState, previous: MemoryState, report: ChunkReport
+    ) -> MemoryState:
         cap = self.config.memory_tokens
         if not new.lines or self.count(new.text) <= cap:
             return new
@@ -479,8 +495,9 @@ class MemoryAgent:
         kept.forgotten = new.forgotten
         return kept
 
-
-    def _drop_least_personal(self, new: MemoryState, tokens: int, report: ChunkReport) -> MemoryState:
+    def _drop_least_personal(
+        self, new: MemoryState, tokens: int, report: ChunkReport
+    ) -> MemoryState:
         """Select strategy's compression: drop whole statements until the memory fits, weakest
         first: lowest personal score (capped at 3) plus up to 3 points for recency, so later
         statements (which carry updated preferences) survive. Never cuts a sentence."""

@@ -276,6 +276,35 @@ def third_party(line: str, chat: str) -> str | None:
     return first.group(1) if first.group(1).lower() in names else None
 
 
+_SIGNOFF = re.compile(
+    r"(?i:best|best\s+regards|best\s+wishes|thanks|thank\s+you|cheers|regards|kind\s+regards"
+    r"|warm(?:est)?\s+regards|sincerely|love|yours(?:\s+truly)?|all\s+the\s+best|xo+|-+|—)"
+    r"\s*,?\s*\n?\s*([A-Z][a-z]{2,})\W*$"
+)
+_AUTHOR = re.compile(
+    r"\bfrom\s+(?:my\s+)?(?i:" + _RELATION + r")\s+([A-Z][a-z]{2,})\b"
+    r"|\b([A-Z][a-z]{2,})'s\s+(?i:email|e-mail|message|note|letter|text|post|essay|draft|speech"
+    r"|bio|review|reply|answer)\b"
+    r"|\b([A-Z][a-z]{2,})\s+(?:wrote|sent|texted|posted)\b"
+)
+
+
+def written_by_others(text: str, chat: str) -> str:
+    """The part of a user message that someone else wrote: the text the user pastes to have it
+    polished or translated, when the message names its author ("from my colleague Yuki",
+    "Marco's email", or a sign-off "Best, Marco" by a person the chat names as a third party)."""
+    names = {n.lower() for g in _NAMED.findall(chat) for n in g if n} - _NOT_NAMES
+    author = next((n for g in _AUTHOR.findall(text) for n in g if n), None)
+    sign = _SIGNOFF.search(text.strip())
+    if author is None and not (sign and sign.group(1).lower() in names):
+        return ""
+    quoted = re.findall(r"«([^»]{10,})»|\u201c([^\u201d]{10,})\u201d|\"([^\"]{10,})\"", text)
+    if quoted:
+        return " ".join(q for g in quoted for q in g if q)
+    parts = re.split(r"\n\s*\n|:\s*\n", text.strip(), maxsplit=1)
+    return parts[1] if len(parts) == 2 else ""
+
+
 _HYPOTHETICAL = re.compile(
     r"(?i)^\W*(?:imagine|suppose|pretend|what\s+if|if\s+i\s+(?:were|was|had|lived)|let'?s\s+say"
     r"|hypothetically|in\s+a\s+world\s+where|say\s+i\s+(?:were|was))\b"
@@ -291,16 +320,23 @@ def not_the_users(line: str, chunk: Chunk) -> str | None:
     """Why a memory line is plainly not something the user revealed about themselves, or None.
 
     Deterministic backstops for the model's ``about`` label: the line's subject is a third party
-    (:func:`third_party`); the line copies a sentence of an assistant reply (a translation, a
+    (:func:`third_party`); it comes from a text someone else wrote that the user pasted
+    (:func:`written_by_others`); it copies a sentence of an assistant reply (a translation, a
     suggestion) that no user message says; or it restates a hypothetical ("Imagine I were a
     surfer ...") that no other user message supports.
     """
-    who = third_party(line, chunk.render())
+    chat = chunk.render()
+    who = third_party(line, chat)
     if who:
         return f"about {who!r}, not the user"
     words = content_words(line)
     user = [p.content for p in chunk.pieces if p.role == "user"]
-    said = " ".join(u for u in user if not _HYPOTHETICAL.match(u))
+    pasted = [written_by_others(u, chat) for u in user]
+    own = [u.replace(o, " ") if o else u for u, o in zip(user, pasted, strict=True)]
+    said = " ".join(u for u in own if not _HYPOTHETICAL.match(u))
+    others = " ".join(o for o in pasted if o)
+    if others and _containment(words, others) >= 0.8 and _containment(words, said) < 0.5:
+        return "from a text someone else wrote, not about the user"
     if len(words) >= 5 and _containment(words, said) < 0.5:
         for p in chunk.pieces:
             if p.role == "assistant" and _containment(words, p.content) >= 0.8:
@@ -1230,4 +1266,5 @@ __all__ = [
     "detect_forget",
     "not_the_users",
     "third_party",
+    "written_by_others",
 ]

@@ -22,13 +22,17 @@ _META = re.compile(
     r"(?i)^(?:thanks|thank you|great|perfect|awesome|ok|okay|yes|sure|sounds good|got it|"
     r"that'?s (?:great|helpful|perfect))\b[^.!?]*[.!?]?$"
 )
-_HYPOTHETICAL = re.compile(r"(?i)^\s*(?:if|imagine|suppose|what if|hypothetically|pretend|let's say)\b")
+_HYPOTHETICAL = re.compile(
+    r"(?i)^\s*(?:if|imagine|suppose|what if|hypothetically|pretend|let's say)\b"
+)
 _OTHERS = (
     r"friend|colleague|coworker|co-worker|sister|brother|mom|mother|dad|father|partner|wife|"
     r"husband|boss|manager|client|roommate|neighbou?r|son|daughter|cousin|aunt|uncle|team|"
     r"teammate|grandma|grandmother|grandpa|grandfather|boyfriend|girlfriend|fiancée?|kid|child"
 )
-_ABOUT_OTHER = re.compile(rf"(?i)^\s*(?:my|our)\s+(?:\w+\s+)?(?:{_OTHERS})s?\b|^\s*(?:he|she|they)\b")
+_ABOUT_OTHER = re.compile(
+    rf"(?i)^\s*(?:my|our)\s+(?:\w+\s+)?(?:{_OTHERS})s?\b|^\s*(?:he|she|they)\b"
+)
 _WRITTEN_BY_OTHER = re.compile(
     rf"(?i)\b(?:(?:my|our|a)\s+(?:\w+\s+)?(?:{_OTHERS})(?:['’]s)?\s+(?:\w+\s+)?(?:email|message|post|"
     rf"text|letter|note|essay|story|speech|draft|review|reply)|(?:wrote|written|sent|drafted)\s+by\s+"
@@ -64,7 +68,7 @@ def signal(sentence: str) -> float:
 
 
 def split_sentences(text: str) -> list[str]:
-    return [s.strip(" \t-•*\"“”") for s in _SENT.split(text) if s and s.strip()]
+    return [s.strip(' \t-•*"“”') for s in _SENT.split(text) if s and s.strip()]
 
 
 def candidates(text: str, *, min_words: int = 5, max_words: int = 60) -> list[str]:

@@ -8,6 +8,8 @@ import math
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,23 @@ from .base import Generation, Message, Model, ModelError
 # One loaded model per (path, n_ctx): weights are large and llama.cpp contexts are not shareable.
 _LOADED: dict[tuple[str, int], Any] = {}
 _LOAD_LOCK = threading.Lock()
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence llama.cpp's C-level log lines (it writes to fd 2 even with verbose=False)."""
+    try:
+        fd = os.dup(2)
+    except OSError:  # pragma: no cover
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(fd, 2)
+        os.close(fd)
 
 
 def _load(path: str, n_ctx: int, vocab_only: bool = False) -> Any:
@@ -31,14 +50,15 @@ def _load(path: str, n_ctx: int, vocab_only: bool = False) -> Any:
     with _LOAD_LOCK:
         if key not in _LOADED:
             threads = int(os.environ.get("PERSONAMEM_THREADS", "0")) or (os.cpu_count() or 2)
-            _LOADED[key] = Llama(
-                model_path=path,
-                n_ctx=n_ctx,
-                n_batch=512,
-                n_threads=threads,
-                vocab_only=vocab_only,
-                verbose=False,
-            )
+            with _quiet_stderr():
+                _LOADED[key] = Llama(
+                    model_path=path,
+                    n_ctx=n_ctx,
+                    n_batch=512,
+                    n_threads=threads,
+                    vocab_only=vocab_only,
+                    verbose=False,
+                )
         return _LOADED[key]
 
 
@@ -84,7 +104,11 @@ class LocalModel(Model):
         if not template:
             raise ModelError(f"{self.path} has no chat template in its metadata")
         eos = tok.detokenize([tok.token_eos()]).decode("utf-8", "ignore")
-        bos = tok.detokenize([tok.token_bos()]).decode("utf-8", "ignore") if tok.token_bos() >= 0 else ""
+        bos = (
+            tok.detokenize([tok.token_bos()]).decode("utf-8", "ignore")
+            if tok.token_bos() >= 0
+            else ""
+        )
         fmt = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         return fmt(messages=list(messages)).prompt + prefix
 
@@ -110,7 +134,7 @@ class LocalModel(Model):
             )
         keep = 0
         cached = llm.input_ids[: llm.n_tokens]
-        for a, b in zip(cached, tokens):
+        for a, b in zip(cached, tokens, strict=False):
             if a != b:
                 break
             keep += 1
