@@ -39,7 +39,8 @@ def test_real_tiny_slice(sample_root: Path, local_model: Any, tmp_path: Path) ->
         assert r["answer"] in "ABCD" and r["correct_letter"] in "ABCD"
         assert r["tokens_in"] > 0 and r["seconds"] > 0
     build = next(iter(RunStore(out).builds().values()))
-    assert build["tokens_in"] > 0 and build["chunks"] == 1
+    # the default select strategy may need no model call to build; the memory must be non-empty
+    assert build["chunks"] == 1 and build["memory_tokens"] > 0
     lc = sorted(
         (r for r in rows if r["system"] == "long-context"), key=lambda r: r["order_in_history"]
     )

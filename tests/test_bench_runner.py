@@ -301,4 +301,5 @@ def test_likelihood_baselines_are_shared_and_keep_the_kv_cache(data: Path, tmp_p
         if r["order_in_history"] > 0:
             assert r["prefill_tokens"] < 0.3 * r["tokens_in"], r
     warm = [b for b in RunStore(out).builds().values() if b.get("kind") == "baselines"]
-    assert len(warm) == 2 and all(b["tokens_in"] > 0 for b in warm)
+    # one baselines record per (sequential system, history); memory and long-context both warm them
+    assert len(warm) == 4 and all(b["tokens_in"] > 0 for b in warm)

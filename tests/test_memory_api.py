@@ -502,6 +502,33 @@ def test_lines_plainly_about_someone_else_are_not_stored(tmp_path: Path) -> None
     mem.close()
 
 
+OWNERSHIP_CHAT = [
+    {
+        "role": "user",
+        "id": "o1",
+        "content": (
+            "Can you polish this email I'm writing for my friend Marco? He asked me to fix his "
+            "grammar.\n\nHi team,\nI am a huge fan of heavy metal and I collect vintage vinyl "
+            "records of metal bands. I also love spicy Sichuan food and go to every metal concert "
+            "in town.\nBest, Marco"
+        ),
+    },
+    {
+        "role": "assistant",
+        "content": (
+            "Hi team,\nI'm a huge heavy metal fan and collect vintage vinyl records from metal "
+            "bands. I also love spicy Sichuan food and try to catch every metal concert in town.\n"
+            "Best,\nMarco"
+        ),
+    },
+    {
+        "role": "user",
+        "id": "o2",
+        "content": "Thanks! By the way, I prefer quiet jazz myself and I'm vegetarian.",
+    },
+    {"role": "assistant", "content": "Noted, happy to help anytime."},
+]
+
 TRANSLATION_CHAT = [
     {
         "role": "user",
@@ -557,7 +584,8 @@ HYPOTHETICAL_CHAT = [
         (
             OWNERSHIP_CHAT,
             [
-                "I am a huge fan of heavy metal and I collect vintage vinyl records of metal bands.",
+                "I am a huge fan of heavy metal and I collect vintage vinyl records of metal "
+                "bands.",
                 "Loves spicy Sichuan food",
                 "Prefers quiet jazz",
             ],
@@ -722,34 +750,6 @@ def test_real_model_end_to_end(tmp_path: Path) -> None:
     assert "Emily Charlotte Lawson" not in got.text  # the system prompt's persona is never read
     assert mem.store.check() == []
     mem.close()
-
-
-OWNERSHIP_CHAT = [
-    {
-        "role": "user",
-        "id": "o1",
-        "content": (
-            "Can you polish this email I'm writing for my friend Marco? He asked me to fix his "
-            "grammar.\n\nHi team,\nI am a huge fan of heavy metal and I collect vintage vinyl "
-            "records of metal bands. I also love spicy Sichuan food and go to every metal concert "
-            "in town.\nBest, Marco"
-        ),
-    },
-    {
-        "role": "assistant",
-        "content": (
-            "Hi team,\nI'm a huge heavy metal fan and collect vintage vinyl records from metal "
-            "bands. I also love spicy Sichuan food and try to catch every metal concert in town.\n"
-            "Best,\nMarco"
-        ),
-    },
-    {
-        "role": "user",
-        "id": "o2",
-        "content": "Thanks! By the way, I prefer quiet jazz myself and I'm vegetarian.",
-    },
-    {"role": "assistant", "content": "Noted, happy to help anytime."},
-]
 
 
 @pytest.mark.slow

@@ -346,8 +346,9 @@ class Runner:
     async def _do_unit(
         self, unit: _Unit, summary: RunSummary, answered: list[dict[str, Any]]
     ) -> None:
-        if unit.system.sequential:
-            await self._warm_baselines(unit)
+        # Baselines first, for every system: scored between answers they would evict the
+        # shared context (history or memory) from the local model's KV cache.
+        await self._warm_baselines(unit)
         for order, (item, mode) in enumerate(unit.work):
             try:
                 prepared = await self._prepare(unit.system, unit.link)

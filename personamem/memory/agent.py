@@ -38,7 +38,7 @@ from . import prompts
 from .chunking import Chunk, Piece, chunk_messages
 from .merge import content_words, forget_request, overlap, salvage_json
 from .privacy import PrivacyGuard, Redaction
-from .select import candidates, signal
+from .select import candidates, signal, split_sentences
 from .state import EMPTY, MemoryLine, MemoryState
 
 Strategy = Literal["select", "extract", "rewrite"]
@@ -142,10 +142,28 @@ class MemoryAgent:
 
     # --- chunks ----------------------------------------------------------------------------
     def chunk(self, messages: Sequence[Message], start: int = 0) -> list[Chunk]:
-        """The history split into chunks of at most ``chunk_tokens`` tokens (model tokenizer)."""
-        return chunk_messages(
-            messages, self.model.count_tokens, self.config.chunk_tokens, start=start
+        """The history split into chunks of at most ``chunk_tokens`` tokens (model tokenizer).
+
+        Secrets are redacted from whole messages first, so a secret is never split across two
+        pieces where the detectors could miss it."""
+        guard = self.config.privacy
+        found: dict[int, list[dict[str, object]]] = {}
+        cleaned: list[Message] = []
+        for i, m in enumerate(messages):
+            text, rs = guard.clean(m["content"], where=f"message {start + i}")
+            if rs:
+                found[start + i] = [r.as_dict() for r in rs]
+            cleaned.append({"role": m["role"], "content": text} if rs else m)
+        chunks = chunk_messages(
+            cleaned, self.model.count_tokens, self.config.chunk_tokens, start=start
         )
+        seen: set[int] = set()
+        for c in chunks:
+            for i in c.message_ids:
+                if i in found and i not in seen:
+                    c.redactions.extend(found[i])
+                    seen.add(i)
+        return chunks
 
     def count(self, text: str) -> int:
         return self.model.count_tokens(text)
@@ -222,7 +240,7 @@ class MemoryAgent:
             chunk=chunk.number, message_ids=chunk.message_ids, chunk_tokens=chunk.tokens
         )
         pieces, redactions = self._redact(chunk.pieces)
-        report.redactions = [r.as_dict() for r in redactions]
+        report.redactions = list(chunk.redactions) + [r.as_dict() for r in redactions]
         new = state.model_copy(deep=True)
         new.warnings = []
         try:
@@ -269,11 +287,13 @@ class MemoryAgent:
         for p in pieces:
             if p.role != "user":
                 continue
-            if what := forget_request(p.content):
+            asked = [forget_request(p.content)] + [
+                forget_request(x) for x in split_sentences(p.content)
+            ]
+            for what in dict.fromkeys(w for w in asked if w):
                 report.removed += await self._forget(new, what)
-                continue
             for sentence in candidates(p.content):
-                if any(overlap(sentence, f) >= 0.5 for f in new.forgotten):
+                if forget_request(sentence) or await self._is_forgotten(new, sentence):
                     continue
                 if self.config.judge_statements:
                     question = prompts.SELECT_USER.format(sentence=sentence)
@@ -283,6 +303,21 @@ class MemoryAgent:
                 else:
                     score = signal(sentence)
                 await self._merge_fact(new, sentence, [p.index], report, score=round(score, 4))
+
+    async def _is_forgotten(self, state: MemoryState, text: str) -> bool:
+        """Whether ``text`` is about something the user asked to forget: clear word overlap, or
+        a partial one the model confirms."""
+        for what in state.forgotten:
+            s = overlap(text, what)
+            if s >= 0.6:
+                return True
+            if s >= 0.34 and await self._yes(
+                f"Note: {text}\nThe user asked: forget {what}.\n"
+                "Is the note about what the user asked to forget? Answer yes or no.",
+                prompts.REPLACE_SYSTEM,
+            ):
+                return True
+        return False
 
     # --- extract strategy ------------------------------------------------------------------
     def _view(self, piece: Piece) -> str:
@@ -354,7 +389,7 @@ class MemoryAgent:
         report: ChunkReport,
         score: float | None = None,
     ) -> None:
-        if any(overlap(text, f) >= 0.6 for f in state.forgotten):
+        if await self._is_forgotten(state, text):
             return
         if not content_words(text):
             return

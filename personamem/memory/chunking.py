@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..models.base import Message
 
@@ -38,6 +38,8 @@ class Chunk:
     number: int
     pieces: list[Piece]
     tokens: int
+    redactions: list[dict[str, object]] = field(default_factory=list)
+    """Secrets removed from this chunk's messages before chunking (kind and place, never the text)."""
 
     @property
     def message_ids(self) -> list[int]:

@@ -39,31 +39,77 @@ def overlap(a: str, b: str) -> float:
     return len(wa & wb) / min(len(wa), len(wb))
 
 
+# --- forget requests ---------------------------------------------------------------------------
+_FORGET_VERB = (
+    r"(?:forget|erase|delete|remove|drop|wipe|stop\s+remembering|unlearn"
+    r"|(?:don'?t|do\s+not|no\s+longer)\s+(?:remember|keep\s+track\s+of|store|keep|save|record))"
+)
 _FORGET = re.compile(
-    r"(?i)\b(?:please\s+|kindly\s+|can you\s+|could you\s+)?(?:forget|delete|erase|remove)\b"
-    r"(?:\s+(?:that|about|the fact that|the preference|my preference|the detail that|"
-    r"everything about|what i said about|that i told you))*\s*(?P<what>[^.!?\n]{3,200})"
+    r"(?is)^\W*(?:(?:ok(?:ay)?|hey|also|and|actually|so)\W+)*(?:please\s+|kindly\s+|just\s+)?"
+    r"(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?|i(?:'d|\s+would)\s+like\s+you\s+to\s+"
+    r"|i\s+(?:want|need)\s+you\s+to\s+)?(?:please\s+)?" + _FORGET_VERB + r"\b"
+    r"(?P<rest>.*)$"
 )
-_FORGET_CUE = re.compile(
-    r"(?i)(?:^\W*(?:please\s+|kindly\s+|(?:can|could|would) you\s+(?:please\s+)?)?"
-    r"(?:forget|erase|delete|remove)\b|\bdon'?t remember\b|\bstop remembering\b"
-    r"|\bfrom your memory\b|\b(?:please|kindly) forget\b)"
+_LEAD = re.compile(
+    r"(?i)^\s*(?:(?:from\s+(?:your\s+)?memory|everything|all|about|that|the\s+fact\s+that"
+    r"|what\s+i\s+(?:said|told\s+you|mentioned|shared)\s+(?:about|regarding)"
+    r"|the\s+(?:preference|detail|info(?:rmation)?|note|part)\s+(?:about|that|regarding|on)"
+    r"|my\s+preference\s+(?:for|about|regarding|of)|(?:any|all)\s+(?:info(?:rmation)?|mention)\s+"
+    r"(?:about|of))\b\s*)+"
+)
+_TAIL = re.compile(
+    r"(?i)\s*(?:,?\s*(?:please|thanks|thank\s+you|anymore|any\s+more|from\s+now\s+on)"
+    r"|\s+from\s+(?:your\s+)?(?:memory|notes|records))+\s*$"
+)
+_SAID_ABOUT = re.compile(
+    r"(?i)what\s+i\s+(?:said|told\s+you|mentioned)\s+about\s+([^,.!?;\n]{3,120})"
+)
+_ABOUT_USER = re.compile(r"(?i)\b(?:i|i'm|i've|i'd|me|my|mine|myself)\b|\bmemory\b")
+# "remove the comma from this sentence", "delete the last paragraph": an edit, not a forget request
+_EDIT = re.compile(
+    r"(?i)^\s*(?:the|this|that|these|those|a|an|all|any|every)\s+(?:[\w'\-]+\s+){0,3}?"
+    r"(?:commas?|words?|lines?|paragraphs?|sentences?|parts?|sections?|jargon|typos?|emojis?"
+    r"|hashtags?|quotes?|intro|introduction|ending|greeting|signature|bullets?|titles?|spaces?"
+    r"|headers?|footers?|links?|references?|duplicates?|filler|adjectives?|adverbs?|exclamation"
+    r"|formatting|rows?|columns?|items?|steps?|names?)\b"
+    r"|\b(?:from|in|of)\s+(?:this|the|that|my)\s+(?:[\w'\-]+\s+)?(?:text|sentence|email|e-mail"
+    r"|paragraph|message|draft|document|essay|letter|list|code|file|post|line|title|story|poem"
+    r"|caption|bio|resume|cv|slide|script|tweet|reply)s?\b"
 )
 
 
-def forget_request(text: str) -> str | None:
-    """The statement a "please forget that I ..." message asks to drop, or None.
+def detect_forget(text: str) -> str | None:
+    """What a "please forget that I ..." message asks to forget, or None.
 
-    Only short messages that are themselves a forget request count, so "I forget my keys a lot"
-    or a long email that mentions forgetting is not taken as a request.
+    Stricter than the agent's detector about *what* is a request (the message must start with the
+    request and be about the user: "remove the comma from this sentence" is an edit, not a forget
+    request) and broader in phrasing ("don't remember that ...", "I'd like you to forget ...",
+    "stop remembering ...", "erase what I said about ...").
     """
-    if len(text) > 400 or not _FORGET_CUE.search(text):
+    if len(text) > 400:
         return None
-    m = _FORGET.search(text)
+    first = re.split(r"(?<=[.!?])\s+|\n", text.strip(), maxsplit=1)[0]
+    m = _FORGET.match(first)
     if not m:
+        said = _SAID_ABOUT.search(text)
+        if said and re.search(r"(?i)\b" + _FORGET_VERB + r"\s+(?:it|that|this)\b", text):
+            return said.group(1).strip(" .,:;\"'")
         return None
-    what = re.sub(r"(?i)\s*(?:from your memory|from memory|please)\s*$", "", m.group("what"))
-    return what.strip(" .,:;\"'") or None
+    rest = re.split(r"[.!?;\n]", m.group("rest"), maxsplit=1)[0]
+    if _EDIT.search(rest):
+        return None
+    what = _TAIL.sub("", _LEAD.sub("", rest)).strip(" ,:;\"'")
+    if re.fullmatch(r"(?i)(?:it|that|this|them|those|these)?", what) or not content_words(what):
+        said = _SAID_ABOUT.search(text)
+        return said.group(1).strip(" .,:;\"'") if said else None
+    if not _ABOUT_USER.search(m.group(0)):
+        return None
+    return what
+
+
+
+forget_request = detect_forget
+"""The agent's name for :func:`detect_forget`."""
 
 
 def salvage_json(text: str, key: str) -> list[Any] | None:

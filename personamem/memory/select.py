@@ -36,7 +36,9 @@ _ABOUT_OTHER = re.compile(
 _WRITTEN_BY_OTHER = re.compile(
     rf"(?i)\b(?:(?:my|our|a)\s+(?:\w+\s+)?(?:{_OTHERS})(?:['’]s)?\s+(?:\w+\s+)?(?:email|message|post|"
     rf"text|letter|note|essay|story|speech|draft|review|reply)|(?:wrote|written|sent|drafted)\s+by\s+"
-    rf"(?:my|our|a)\s+(?:\w+\s+)?(?:{_OTHERS})|(?:from|by)\s+my\s+(?:{_OTHERS})\b|on behalf of)"
+    rf"(?:my|our|a)\s+(?:\w+\s+)?(?:{_OTHERS})|(?:from|by)\s+my\s+(?:{_OTHERS})\b|on behalf of|"
+    rf"(?:my|our|a)\s+(?:\w+\s+)?(?:{_OTHERS})\s+(?:just\s+)?(?:wrote|drafted|forwarded|sent|"
+    rf"shared)\s+(?:me\s+)?(?:this|the following|it|these)\b)"
 )
 
 
@@ -78,7 +80,9 @@ def candidates(text: str, *, min_words: int = 5, max_words: int = 60) -> list[st
         return []
     # If the user says the text they paste is someone else's, only their own framing counts.
     if _WRITTEN_BY_OTHER.search(" ".join(sentences[:2])):
-        sentences = sentences[:1]
+        # The pasted text often follows a colon in the same sentence ("Translate this from my
+        # colleague: I adore sushi ..."): only what comes before it is the user's.
+        sentences = [sentences[0].split(":", 1)[0].strip()]
     out = []
     for s in sentences:
         words = s.split()

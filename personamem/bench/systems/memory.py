@@ -22,6 +22,7 @@ from .base import Context, Prepared, System, register
 @register
 class Memory(System):
     name = "memory"
+    sequential = True  # one memory prefix per history: answer its questions back to back
     description = "agentic memory (chunk by chunk, capped) + query"
 
     def agent(self) -> MemoryAgent:
