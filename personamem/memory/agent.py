@@ -175,20 +175,22 @@ class MemoryAgent:
         *,
         max_chunks: int | None = None,
         state: MemoryState | None = None,
+        done: Sequence[ChunkReport] = (),
         on_chunk: Callable[[ChunkReport, MemoryState], None] | None = None,
     ) -> BuildResult:
         """Run the causal update over every chunk of ``messages`` and return the final memory.
 
+        To resume an interrupted build, pass the ``state`` after the chunks already processed
+        and their reports as ``done``: those chunks are skipped and counted in the totals.
         A chunk whose update fails keeps the previous memory (recorded as a warning) and the
         loop goes on; :meth:`update` raises instead, for callers that must retry.
         """
         t0 = time.perf_counter()
-        before = self.model.usage.snapshot()
         all_chunks = self.chunk(messages)
         chunks = all_chunks if max_chunks is None else all_chunks[:max_chunks]
         state = state or MemoryState()
-        reports: list[ChunkReport] = []
-        for chunk in chunks:
+        reports: list[ChunkReport] = list(done)
+        for chunk in chunks[len(done) :]:
             try:
                 state, report = await self.update(state, chunk)
             except MemoryUpdateError as e:
@@ -206,17 +208,15 @@ class MemoryAgent:
             reports.append(report)
             if on_chunk:
                 on_chunk(report, state)
-        used = self.model.usage.since(before)
-        history_tokens = sum(c.tokens for c in all_chunks)
         return BuildResult(
             memory=state.text,
             memory_tokens=self.count(state.text),
             chunks=len(chunks),
-            history_tokens=history_tokens,
-            tokens_in=used.tokens_in,
-            tokens_out=used.tokens_out,
-            prefill_tokens=used.prefill_tokens,
-            seconds=time.perf_counter() - t0,
+            history_tokens=sum(c.tokens for c in all_chunks),
+            tokens_in=sum(r.tokens_in for r in reports),
+            tokens_out=sum(r.tokens_out for r in reports),
+            prefill_tokens=sum(r.prefill_tokens for r in reports),
+            seconds=sum(r.seconds for r in done) + time.perf_counter() - t0,
             model=self.model.name,
             prompt_version=self.prompt_version,
             strategy=self.config.strategy,

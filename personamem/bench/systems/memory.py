@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ...data import ChatHistory, QAItem
-from ...memory import ChunkReport, MemoryAgent, MemoryState, MemoryUpdateError
+from ...memory import ChunkReport, MemoryAgent, MemoryState
 from ..store import write_json_atomic
 from .base import Context, Prepared, System, register
 
@@ -112,74 +112,30 @@ class Memory(System):
             for w in report.warnings:
                 progress.note(f"memory chunk {report.chunk}: {w}")
 
+        resumed = bool(partial and partial.get("reports"))
+        state = None
+        if resumed:
+            assert partial is not None
+            reports.extend(ChunkReport.model_validate(r) for r in partial["reports"])
+            state = MemoryState.model_validate(partial["state"])
+            progress.advance(key, len(reports))
+            progress.note(f"memory: resuming the build of {link} at chunk {len(reports) + 1}")
         try:
-            if partial and partial.get("reports"):
-                progress.advance(key, len(partial["reports"]))
-                record = await self._resume(agent, chunks, partial, checkpoint, reports, link)
-                record["history_hash"] = history.content_hash
-                return record
-            result = await agent.build(msgs, max_chunks=cfg.max_chunks, on_chunk=checkpoint)
+            result = await agent.build(
+                msgs,
+                max_chunks=cfg.max_chunks,
+                state=state,
+                done=list(reports),
+                on_chunk=checkpoint,
+            )
         finally:
             progress.stop(key)
         record = result.model_dump(mode="json")
         record["context"] = result.state.context()
         record["max_chunks"] = cfg.max_chunks
         record["history_hash"] = history.content_hash
-        record["resumed"] = False
+        record["resumed"] = resumed
         return record
-
-    async def _resume(
-        self,
-        agent: MemoryAgent,
-        chunks: list[Any],
-        partial: dict[str, Any],
-        checkpoint: Any,
-        reports: list[ChunkReport],
-        link: str,
-    ) -> dict[str, Any]:
-        """Go on from a checkpoint: the remaining chunks, one :meth:`MemoryAgent.update` each."""
-        state = MemoryState.model_validate(partial["state"])
-        reports.extend(ChunkReport.model_validate(r) for r in partial["reports"])
-        done = len(reports)
-        self.env.progress.note(f"memory: resuming the build of {link} at chunk {done + 1}")
-        for chunk in chunks[done:]:
-            try:
-                state, report = await agent.update(state, chunk)
-            except MemoryUpdateError as e:  # as MemoryAgent.build does: keep the previous memory
-                report = ChunkReport(
-                    chunk=chunk.number,
-                    message_ids=chunk.message_ids,
-                    chunk_tokens=chunk.tokens,
-                    warnings=[str(e)],
-                    kept_previous=True,
-                    memory_tokens=state.tokens,
-                )
-                state = state.model_copy(
-                    update={"warnings": [*state.warnings, f"chunk {chunk.number}: {e}"]}
-                )
-            checkpoint(report, state)
-        cfg = self.env.config
-        return {
-            "memory": state.text,
-            "context": state.context(),
-            "memory_tokens": agent.count(state.text),
-            "chunks": len(chunks),
-            "history_tokens": sum(c.tokens for c in chunks),
-            "tokens_in": sum(r.tokens_in for r in reports),
-            "tokens_out": sum(r.tokens_out for r in reports),
-            "prefill_tokens": sum(r.prefill_tokens for r in reports),
-            "seconds": sum(r.seconds for r in reports),
-            "model": self.env.model.name,
-            "prompt_version": agent.prompt_version,
-            "strategy": cfg.strategy,
-            "chunk_tokens": cfg.chunk_tokens,
-            "memory_cap": cfg.memory_tokens,
-            "max_chunks": cfg.max_chunks,
-            "warnings": state.warnings,
-            "reports": [r.model_dump() for r in reports],
-            "state": state.model_dump(),
-            "resumed": True,
-        }
 
     async def context(
         self, item: QAItem, history: ChatHistory, prepared: Prepared, mode: str
