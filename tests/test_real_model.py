@@ -26,10 +26,41 @@ SLICE = 30  # messages of the real history given to the agent (more than two chu
 
 @pytest.fixture(scope="module")
 def built(local_model, sample_history) -> BuildResult:
-    agent = MemoryAgent(local_model, chunk_tokens=1000, memory_tokens=256)
+    # extract: the model writes the notes (schema-constrained generation), so it is exercised
+    agent = MemoryAgent(local_model, chunk_tokens=1000, memory_tokens=256, strategy="extract")
     messages = sample_history[:SLICE]
     assert len(agent.chunk(messages)) > 2  # the slice really holds more than two chunks
     return asyncio.run(agent.build(messages, max_chunks=2))
+
+
+def test_select_memory_on_the_real_history(local_model, sample_history):
+    """The default strategy on the real tokenizer: the cap holds and every line is something the
+    user wrote, cited to the message it came from."""
+    agent = MemoryAgent(local_model, chunk_tokens=1000, memory_tokens=256)
+    result = asyncio.run(agent.build(sample_history[:SLICE], max_chunks=2))
+    assert result.strategy == "select" and result.chunks == 2
+    assert 0 < result.memory_tokens <= 256
+    assert local_model.count_tokens(result.memory) == result.memory_tokens
+    assert result.state.lines
+    for ln in result.state.lines:
+        assert len(ln.sources) >= 1
+        assert all(sample_history[i]["role"] == "user" for i in ln.sources)
+        assert any(ln.text in sample_history[i]["content"] for i in ln.sources), ln.text
+
+
+def test_likelihood_mcq_on_the_real_model(local_model, sample_root, sample_history):
+    """The default MCQ method: each option scored as the reply, calibrated against no context."""
+    rel = load_release(sample_root)
+    q = next(q for q in rel.items if q.history_32k == SAMPLE_HISTORY_LINK)
+    options = [q.correct_answer, *q.incorrect_answers]
+    answerer = Answerer(local_model)
+    a = asyncio.run(answerer.mcq(q.query, options, memory="- I wear leggings and athleisure a lot."))
+    assert a.method == "likelihood" and a.choice in range(4)
+    assert len(a.scores) == 4 and all(math.isfinite(s) for s in a.scores)
+    assert a.scores[a.choice] == max(a.scores) and a.tokens_in > 0
+    # reversing the options changes which letter is picked, not which option: no position bias
+    b = asyncio.run(answerer.mcq(q.query, options[::-1], memory="- I wear leggings and athleisure a lot."))
+    assert options[::-1][b.choice] == options[a.choice]
 
 
 def test_memory_from_two_real_chunks(built, local_model, sample_history):
