@@ -18,7 +18,6 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	personamem bench run $(SAMPLE) --systems memory,no-history --model local/qwen2.5-0.5b --out $(RUN)
-	personamem bench report $(RUN)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

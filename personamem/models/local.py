@@ -206,16 +206,20 @@ class LocalModel(Model):
         stop: list[str] | None = None,
         seed: int | None = None,
     ) -> Generation:
+        g, prefill_s = await self._locked(
+            self._generate_sync, messages, max_tokens, temperature, json_schema, stop, seed
+        )
+        return self._record(g, prefill_s)
+
+    async def _locked(self, fn: Any, *args: Any) -> Any:
+        """Run a blocking llama.cpp call in a thread, one at a time; errors become ModelError."""
         async with self._lock:
             try:
-                g, prefill_s = await asyncio.to_thread(
-                    self._generate_sync, messages, max_tokens, temperature, json_schema, stop, seed
-                )
+                return await asyncio.to_thread(fn, *args)
             except ModelError:
                 raise
             except Exception as e:  # llama.cpp raises plain ValueError/RuntimeError
                 raise ModelError(f"llama.cpp failed: {e}") from e
-        return self._record(g, prefill_s)
 
     def _score_sync(
         self, messages: list[Message], choices: list[str], prefix: str
@@ -296,29 +300,15 @@ class LocalModel(Model):
     async def score_continuations(
         self, messages: list[Message], continuations: list[str], *, prefix: str = ""
     ) -> list[tuple[float, int]] | None:
-        async with self._lock:
-            try:
-                res, g, prefill_s = await asyncio.to_thread(
-                    self._continuations_sync, messages, continuations, prefix
-                )
-            except ModelError:
-                raise
-            except Exception as e:
-                raise ModelError(f"llama.cpp failed: {e}") from e
+        res, g, prefill_s = await self._locked(
+            self._continuations_sync, messages, continuations, prefix
+        )
         self._record(g, prefill_s)
         return res
 
     async def score_choices(
         self, messages: list[Message], choices: list[str], *, prefix: str = ""
     ) -> list[float] | None:
-        async with self._lock:
-            try:
-                scores, g, prefill_s = await asyncio.to_thread(
-                    self._score_sync, messages, choices, prefix
-                )
-            except ModelError:
-                raise
-            except Exception as e:
-                raise ModelError(f"llama.cpp failed: {e}") from e
+        scores, g, prefill_s = await self._locked(self._score_sync, messages, choices, prefix)
         self._record(g, prefill_s)
         return scores
