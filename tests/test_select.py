@@ -268,20 +268,21 @@ async def test_replacement_uses_choice_scores_when_the_backend_scores():
 
     def scores(msgs: list[Message], choices: list[str]) -> list[float]:
         seen.append(choices)
-        return [0.0, -6.0]  # "yes" far likelier
+        return [0.0, -1.0, -6.0, -7.0]  # Yes, yes, No, no: "yes" far likelier
 
     model = ScriptedModel(
         default=AssertionError("no text generation expected"), choice_scores=scores
     )
     result = await agent_for(model).build(history(old, new_text))
-    assert seen == [["yes", "no"]]
+    assert seen == [["Yes", "yes", "No", "no"]]
     assert texts(result.state) == [new_text]
 
 
 async def test_judged_statements_keep_the_models_score():
     def scores(msgs: list[Message], choices: list[str]) -> list[float]:
         personal = "hiking" in msgs[-1]["content"]
-        return [0.0, -3.0] if personal else [-3.0, 0.0]
+        # both spellings of each answer, so P(yes) = sigmoid(3) either way
+        return [0.0, 0.0, -3.0, -3.0] if personal else [-3.0, -3.0, 0.0, 0.0]
 
     model = ScriptedModel(choice_scores=scores)
     agent = agent_for(model, judge_statements=True)

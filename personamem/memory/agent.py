@@ -45,6 +45,11 @@ Strategy = Literal["select", "extract", "rewrite"]
 _REDACTED = re.compile(r"\[REDACTED [a-z_]+\]")
 
 
+def _logsumexp(xs: list[float]) -> float:
+    m = max(xs)
+    return m + math.log(sum(math.exp(x - m) for x in xs)) if m > float("-inf") else m
+
+
 class MemoryUpdateError(RuntimeError):
     """An update could not be made (model failure); the previous memory is unchanged."""
 
@@ -443,9 +448,12 @@ class MemoryAgent:
             {"role": "system", "content": system},
             {"role": "user", "content": question},
         ]
-        scores = await self.model.score_choices(msgs, ["yes", "no"])
+        # Models answer "Yes"/"No" far more often than "yes"/"no": count both spellings.
+        scores = await self.model.score_choices(msgs, ["Yes", "yes", "No", "no"])
         if scores is not None:
-            diff = max(-50.0, min(50.0, scores[1] - scores[0]))
+            yes = _logsumexp(scores[:2])
+            no = _logsumexp(scores[2:])
+            diff = max(-50.0, min(50.0, no - yes))
             return 1.0 / (1.0 + math.exp(diff))
         g = await self.model.generate(msgs, max_tokens=3)
         return 1.0 if g.text.strip().lower().startswith("yes") else 0.0

@@ -35,7 +35,6 @@ from pydantic import BaseModel, Field
 
 from ..answer import Answer, Answerer
 from ..models import DEFAULT_MODEL, Model, ModelError, get_model
-from ..models.base import Message
 from . import prompts
 from .agent import ChunkReport, MemoryAgent, MemoryConfig, MemoryUpdateError
 from .chunking import SEP, Chunk, Piece, split_message
@@ -297,19 +296,11 @@ class StoreAgent(MemoryAgent):
 
     async def about(self, note: str, what: str) -> bool:
         """Whether a memory note is about something the user asked to forget (the model decides)."""
-        msgs: list[Message] = [
-            {"role": "system", "content": prompts.REPLACE_SYSTEM},
-            {
-                "role": "user",
-                "content": f"Note: {note}\nThe user asked: forget {what}.\n"
-                "Is the note about what the user asked to forget? Answer yes or no.",
-            },
-        ]
-        scores = await self.model.score_choices(msgs, ["yes", "no"])
-        if scores is not None:
-            return scores[0] > scores[1]
-        g = await self.model.generate(msgs, max_tokens=3)
-        return g.text.strip().lower().startswith("yes")
+        return await self._yes(
+            f"Note: {note}\nThe user asked: forget {what}.\n"
+            "Is the note about what the user asked to forget? Answer yes or no.",
+            prompts.REPLACE_SYSTEM,
+        )
 
 
 # --- helpers -----------------------------------------------------------------------------------
