@@ -104,7 +104,7 @@ class MemoryConfig:
     strategy: Strategy = "select"
     judge_statements: bool = False
     """Select strategy: ask the model whether each statement is personal (P(yes) becomes its
-    score). Off by default: with Qwen2.5-0.5B the answers did not discriminate (P(yes) 0.24-0.33
+    score). Off by default: with Qwen2.5-0.5B the answers did not discriminate (P(yes) 0.22-0.39
     for every statement, greetings included); turn it on for larger models."""
     select_threshold: float = 0.5
     step_tokens: int = 1200
