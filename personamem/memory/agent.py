@@ -33,7 +33,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ..models.base import Message, Model, ModelError, Usage
+from ..models.base import Message, Model, ModelError
 from . import prompts
 from .chunking import Chunk, Piece, chunk_messages
 from .merge import content_words, forget_request, overlap, salvage_json
@@ -579,5 +579,4 @@ __all__ = [
     "MemoryAgent",
     "MemoryConfig",
     "MemoryUpdateError",
-    "Usage",
 ]
