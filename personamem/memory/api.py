@@ -46,6 +46,7 @@ from .store import (
     Conflict,
     NewMessage,
     NewVersion,
+    Provenance,
     RedactionRecord,
     Store,
     StoredMessage,
@@ -101,7 +102,7 @@ class UserMemory(BaseModel):
     updated_at: float | None = None
 
 
-class VersionInfo(BaseModel):
+class VersionInfo(Provenance):
     """One memory version, what produced it, and its diff from the version before."""
 
     version: int
@@ -110,18 +111,6 @@ class VersionInfo(BaseModel):
     created_at: float
     text: str
     diff: str = ""
-    model: str | None = None
-    prompt_version: str | None = None
-    message_ids: list[int] = Field(default_factory=list)
-    chunk_tokens: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    memory_tokens: int = 0
-    seconds: float = 0.0
-    restores: int | None = None
-    note: str = ""
-    warnings: list[str] = Field(default_factory=list)
-    report: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def of(cls, rec: VersionRecord, diff: str = "") -> VersionInfo:

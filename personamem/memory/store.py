@@ -86,12 +86,9 @@ class UserInfo(BaseModel):
     head: int
 
 
-class NewVersion(BaseModel):
-    """A memory version to commit and what produced it."""
+class Provenance(BaseModel):
+    """What produced a memory version: model, prompt, the messages read, cost, warnings."""
 
-    source: str  # update | edit | forget | undo
-    state: str  # MemoryState JSON
-    text: str
     model: str | None = None
     prompt_version: str | None = None
     message_ids: list[int] = Field(default_factory=list)
@@ -104,6 +101,14 @@ class NewVersion(BaseModel):
     note: str = ""
     warnings: list[str] = Field(default_factory=list)
     report: dict[str, Any] = Field(default_factory=dict)
+
+
+class NewVersion(Provenance):
+    """A memory version to commit and what produced it."""
+
+    source: str  # update | edit | forget | undo
+    state: str  # MemoryState JSON
+    text: str
 
 
 class VersionRecord(NewVersion):
