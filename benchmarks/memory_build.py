@@ -4,8 +4,8 @@ Writes a Markdown table: seconds per chunk, prefill and generation tokens/s, tot
 processed versus the history's length, final memory size, and answer-time input tokens with the
 memory versus with the full history.
 
-    python benchmarks/memory_build.py [--data DIR] [--model local/qwen2.5-0.5b] \
-        [--strategy select] [--out benchmarks/memory_build.md]
+    python benchmarks/memory_build.py [--data DIR] [--model local/qwen2.5-1.5b] \
+        [--strategy select] [--no-notes] [--out benchmarks/memory_build.md]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from personamem.answer import Answerer
 from personamem.data import load_release
 from personamem.memory import MemoryAgent
-from personamem.models import get_model
+from personamem.models import DEFAULT_MEMORY_MODEL, get_model
 
 
 def rate(tokens: float, seconds: float) -> str:
@@ -32,7 +32,8 @@ async def main() -> None:
     ap.add_argument(
         "--data", default=str(Path(__file__).parents[1] / "../shared/data/personamem-v2-sample")
     )
-    ap.add_argument("--model", default="local/qwen2.5-0.5b")
+    ap.add_argument("--model", default=DEFAULT_MEMORY_MODEL)
+    ap.add_argument("--no-notes", dest="notes", action="store_false", help="select: verbatim")
     ap.add_argument("--strategy", default="select", choices=["select", "extract", "rewrite"])
     ap.add_argument("--chunk-tokens", type=int, default=5000)
     ap.add_argument("--memory-tokens", type=int, default=2048)
@@ -44,7 +45,9 @@ async def main() -> None:
     history = rel.history(link)
     questions = [q for q in rel.items if q.history_32k == link]
     model = get_model(args.model)
-    agent = MemoryAgent(model, args.chunk_tokens, args.memory_tokens, strategy=args.strategy)
+    agent = MemoryAgent(
+        model, args.chunk_tokens, args.memory_tokens, strategy=args.strategy, notes=args.notes
+    )
     t0 = time.perf_counter()
     result = await agent.build(history.messages)
     wall = time.perf_counter() - t0
@@ -69,7 +72,8 @@ async def main() -> None:
         "",
         "Command: `python benchmarks/memory_build.py"
         + (f" --strategy {args.strategy}" if args.strategy != "select" else "")
-        + (f" --model {args.model}" if args.model != "local/qwen2.5-0.5b" else "")
+        + (f" --model {args.model}" if args.model != DEFAULT_MEMORY_MODEL else "")
+        + ("" if args.notes else " --no-notes")
         + "`",
         "",
         f"Model `{args.model}`, chunks of {args.chunk_tokens} tokens, memory cap "
@@ -103,6 +107,8 @@ async def main() -> None:
         f"| generation tok/s (overall) | {rate(result.tokens_out, dec_s)} |",
         f"| tokens processed / history length | {(result.tokens_in + result.tokens_out) / result.history_tokens:.2f} |",
         f"| final memory | {result.memory_tokens} tokens, {len(result.state.lines)} lines |",
+        f"| lines written as notes (the rest: the user's words) | "
+        f"{sum(ln.evidence is not None for ln in result.state.lines)} |",
         f"| answer-time input tokens, memory (mean over {len(questions)} questions) | {statistics.mean(mem_in):,.0f} |",
         f"| answer-time input tokens, full history (mean) | {statistics.mean(hist_in):,.0f} |",
         f"| ratio history / memory | {statistics.mean(hist_in) / statistics.mean(mem_in):.1f}x |",

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from .bench.cli import bench_app
 from .memory.cli import user_app
-from .models import DEFAULT_MODEL, ModelError, WeightsError, get_model
+from .models import DEFAULT_MEMORY_MODEL, DEFAULT_MODEL, ModelError, WeightsError, get_model
 
 app = typer.Typer(
     help="personamem: learn who a user is from long chat histories and personalize answers.",
@@ -151,17 +151,34 @@ def data_inspect(
 @memory_app.command("build")
 def memory_build(
     history: Annotated[Path, typer.Argument(help="A chat-history JSON file.")],
-    model: ModelOpt = DEFAULT_MODEL,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help=f"Model that writes the memory: {DEFAULT_MEMORY_MODEL} (default, offline), "
+            "local/qwen2.5-0.5b (faster; cannot write notes, use --no-notes), "
+            "gguf:/path/model.gguf, openai/<name>.",
+        ),
+    ] = DEFAULT_MEMORY_MODEL,
     chunk_tokens: Annotated[int, typer.Option(help="Tokens per history chunk.")] = 5000,
     memory_tokens: Annotated[int, typer.Option(help="Token cap of the memory.")] = 2048,
     max_chunks: Annotated[int | None, typer.Option(help="Stop after N chunks.")] = None,
     strategy: Annotated[
         str,
         typer.Option(
-            help="select (default: the user's own statements, kept verbatim; for small models), "
-            "extract (model-written notes) or rewrite (the paper's single call, for large models)."
+            help="select (default: the user's own statements, as short notes; for small "
+            "models), extract (notes listed per step) or rewrite (the paper's single call, for "
+            "large models)."
         ),
     ] = "select",
+    notes: Annotated[
+        bool,
+        typer.Option(
+            help="select: rewrite each statement as a short profile note (--no-notes: keep the "
+            "statements verbatim, no generation)."
+        ),
+    ] = True,
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Write the memory here.")
     ] = None,
@@ -178,7 +195,7 @@ def memory_build(
     if strategy not in ("select", "extract", "rewrite"):
         fail("--strategy must be select, extract or rewrite")
     m = load_model(model)
-    agent = MemoryAgent(m, chunk_tokens, memory_tokens, strategy=strategy)
+    agent = MemoryAgent(m, chunk_tokens, memory_tokens, strategy=strategy, notes=notes)
     chunks = agent.chunk(h.messages)
     total = len(chunks) if max_chunks is None else min(max_chunks, len(chunks))
     with progress() as bar:

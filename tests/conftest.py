@@ -205,6 +205,14 @@ def local_model() -> Any:
     local._LOADED.clear()
 
 
+@pytest.fixture(scope="session")
+def writer_model() -> Any:
+    """The default memory-writing model (Qwen2.5-1.5B, embedded)."""
+    from personamem.models import DEFAULT_MEMORY_MODEL, get_model
+
+    return get_model(DEFAULT_MEMORY_MODEL)
+
+
 def prompt_kind(messages: list[Message]) -> str:
     """Which memory-agent prompt a call is: extract, compress, yesno, rewrite or other."""
     system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""

@@ -303,3 +303,33 @@ def test_likelihood_baselines_are_shared_and_keep_the_kv_cache(data: Path, tmp_p
     warm = [b for b in RunStore(out).builds().values() if b.get("kind") == "baselines"]
     # one baselines record per (sequential system, history); memory and long-context both warm them
     assert len(warm) == 4 and all(b["tokens_in"] > 0 for b in warm)
+
+
+def test_a_separate_memory_model_writes_the_memories(data: Path, tmp_path: Path) -> None:
+    from personamem.memory import prompts as memory_prompts
+
+    out = tmp_path / "run"
+    answerer, writer = oracle_model(), oracle_model()
+    cfg = config(data, tmp_path, systems=["memory"], memory_model="writer-spec")
+    s = run(cfg, out, answerer, memory_model=writer)
+    assert s.errors == 0 and acc(rows(out), "memory") == 1.0
+
+    def wrote(m: ScriptedModel) -> int:
+        return sum(c[0]["content"] == memory_prompts.EXTRACT_SYSTEM for c in m.calls)
+
+    assert wrote(writer) > 0 and wrote(answerer) == 0
+    assert writer.calls and all(len(c) == 2 for c in writer.calls)  # no answer prompts
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["memory_model_name"] == "writer-spec"
+    # The writer is part of the run's settings: the same folder will not resume without it.
+    with pytest.raises(RunDirError, match="memory_model"):
+        run(config(data, tmp_path, systems=["memory"]), out, answerer)
+
+
+def test_bench_cli_picks_the_memory_writer() -> None:
+    from personamem.bench.cli import memory_writer
+    from personamem.models import DEFAULT_MEMORY_MODEL
+
+    assert memory_writer(None, None) == DEFAULT_MEMORY_MODEL  # all defaults: the 1.5B writer
+    assert memory_writer("openai/gpt-4o", None) is None  # --model writes memories too
+    assert memory_writer("openai/gpt-4o", "local/qwen2.5-1.5b") == "local/qwen2.5-1.5b"

@@ -16,7 +16,8 @@ from conftest import SAMPLE_HISTORY_LINK
 
 from personamem.answer import Answerer
 from personamem.data import load_release
-from personamem.memory import EMPTY, BuildResult, MemoryAgent
+from personamem.memory import EMPTY, BuildResult, MemoryAgent, prompts
+from personamem.memory.merge import content_words
 from personamem.models import embedded_path
 
 pytestmark = pytest.mark.slow
@@ -34,9 +35,9 @@ def built(local_model, sample_history) -> BuildResult:
 
 
 def test_select_memory_on_the_real_history(local_model, sample_history):
-    """The default strategy on the real tokenizer: the cap holds and every line is something the
-    user wrote, cited to the message it came from."""
-    agent = MemoryAgent(local_model, chunk_tokens=1000, memory_tokens=256)
+    """The default strategy without notes on the real tokenizer: the cap holds and every line is
+    something the user wrote, cited to the message it came from."""
+    agent = MemoryAgent(local_model, chunk_tokens=1000, memory_tokens=256, notes=False)
     result = asyncio.run(agent.build(sample_history[:SLICE], max_chunks=2))
     assert result.strategy == "select" and result.chunks == 2
     assert 0 < result.memory_tokens <= 256
@@ -46,6 +47,26 @@ def test_select_memory_on_the_real_history(local_model, sample_history):
         assert len(ln.sources) >= 1
         assert all(sample_history[i]["role"] == "user" for i in ln.sources)
         assert any(ln.text in sample_history[i]["content"] for i in ln.sources), ln.text
+
+
+def test_notes_written_by_the_default_memory_model(writer_model, sample_history):
+    """The default memory writer (Qwen2.5-1.5B) turns the user's statements into short notes,
+    each tied to the user's own words in the message it cites."""
+    agent = MemoryAgent(writer_model, chunk_tokens=1000, memory_tokens=256)
+    result = asyncio.run(agent.build(sample_history[:SLICE], max_chunks=2))
+    assert result.prompt_version == prompts.NOTES_VERSION and result.chunks == 2
+    assert 0 < result.memory_tokens <= 256
+    assert writer_model.count_tokens(result.memory) == result.memory_tokens
+    notes = [ln for ln in result.state.lines if ln.evidence is not None]
+    assert notes, result.memory
+    for ln in result.state.lines:
+        assert ln.sources and all(sample_history[i]["role"] == "user" for i in ln.sources)
+        said = ln.evidence or ln.text
+        assert any(said in sample_history[i]["content"] for i in ln.sources), said
+    for ln in notes:
+        assert len(ln.text) < len(ln.evidence) and content_words(ln.text) & content_words(
+            ln.evidence
+        ), (ln.text, ln.evidence)
 
 
 def test_likelihood_mcq_on_the_real_model(local_model, sample_root, sample_history):

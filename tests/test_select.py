@@ -46,6 +46,7 @@ def yes_no(answer: Callable[[str], bool] | str = "no") -> ScriptedModel:
 def agent_for(
     model: ScriptedModel, chunk_tokens: int = 2000, memory_tokens: int = 2000, **kw
 ) -> MemoryAgent:
+    kw.setdefault("notes", False)  # verbatim statements; the notes step is tested in test_notes.py
     agent = MemoryAgent(model, chunk_tokens=chunk_tokens, memory_tokens=memory_tokens, **kw)
     assert agent.config.strategy == "select"  # the default
     return agent

@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..models import DEFAULT_MODEL, ModelError, WeightsError
+from ..models import DEFAULT_MEMORY_MODEL, DEFAULT_MODEL, ModelError, WeightsError
 from .config import MODES, RunConfig, default_cache_dir
 from .report import ReportError, write_report
 from .runner import BenchError, RunEvents, Runner
@@ -107,6 +107,14 @@ def _progress() -> Progress:
     )
 
 
+def memory_writer(model: str | None, memory_model: str | None) -> str | None:
+    """The memory-writing model of ``bench run``: ``--memory-model``, else the ``--model`` given
+    (None: the same), else the default writer."""
+    if memory_model:
+        return memory_model
+    return None if model else DEFAULT_MEMORY_MODEL
+
+
 @bench_app.command("run")
 def run_cmd(
     data_dir: Annotated[Path, typer.Argument(help="A PersonaMem-v2 release folder.")],
@@ -118,10 +126,19 @@ def run_cmd(
         typer.Option(
             "--model",
             "-m",
-            help="Answering (and memory-writing) model: local/qwen2.5-0.5b (default, offline), "
-            "local/smollm2-135m, gguf:/path.gguf, openai/<name>.",
+            help="Answering model: local/qwen2.5-0.5b (default, offline), local/qwen2.5-1.5b, "
+            "local/smollm2-135m, gguf:/path.gguf, openai/<name>. Also writes the memories "
+            "unless --memory-model says otherwise.",
         ),
-    ] = DEFAULT_MODEL,
+    ] = None,
+    memory_model: Annotated[
+        str | None,
+        typer.Option(
+            "--memory-model",
+            help="Model that writes the memories (memory system). Default: --model if given, "
+            f"else {DEFAULT_MEMORY_MODEL} (the 0.5B model cannot write notes).",
+        ),
+    ] = None,
     judges: Annotated[
         str | None,
         typer.Option(
@@ -152,6 +169,9 @@ def run_cmd(
         int | None, typer.Option(help="Memory: read only the first N chunks (quick runs).")
     ] = None,
     strategy: Annotated[str, typer.Option(help="Memory: select, extract or rewrite.")] = "select",
+    notes: Annotated[
+        bool, typer.Option(help="Memory (select): short notes; --no-notes keeps statements.")
+    ] = True,
     top_k: Annotated[int, typer.Option(help="Retrieval: user turns put in the prompt.")] = 8,
     snippet_tokens: Annotated[int, typer.Option(help="Retrieval: tokens kept per turn.")] = 300,
     mcq_method: Annotated[
@@ -195,7 +215,8 @@ def run_cmd(
         cfg = RunConfig(
             data_dir=str(data_dir.resolve()),
             systems=list(dict.fromkeys(names)),
-            model=model,
+            model=model or DEFAULT_MODEL,
+            memory_model=memory_writer(model, memory_model),
             judges=_csv(judges),
             context=context,  # type: ignore[arg-type]
             modes=list(MODES[mode]),
@@ -207,6 +228,7 @@ def run_cmd(
             memory_tokens=memory_tokens,
             max_chunks=max_chunks,
             strategy=strategy,
+            notes=notes,
             top_k=top_k,
             snippet_tokens=snippet_tokens,
             seed=seed,
@@ -215,7 +237,7 @@ def run_cmd(
         )
     except ValueError as e:
         _fail(str(e), 2)
-    if concurrency > 1 and model.startswith(("local/", "gguf:")):
+    if concurrency > 1 and cfg.model.startswith(("local/", "gguf:")):
         console.print(
             "[yellow]note:[/] a local model answers one prompt at a time; "
             "--concurrency > 1 only interleaves histories and loses KV-cache reuse"
@@ -228,7 +250,9 @@ def run_cmd(
             )
             bar.console.print(
                 f"[bold]{out_dir}[/]: {', '.join(cfg.systems)} on {data_dir} "
-                f"({cfg.context}, {mode}, model {cfg.model})"
+                f"({cfg.context}, {mode}, model {cfg.model}"
+                + (f", memories by {cfg.memory_model}" if cfg.memory_model else "")
+                + ")"
             )
             summary = asyncio.run(runner.run())
         except KeyboardInterrupt:

@@ -15,11 +15,13 @@ MODES: dict[str, tuple[Mode, ...]] = {"mcq": ("mcq",), "open": ("open",), "both"
 #: Settings that change what an answer is: a run folder cannot be resumed with different ones.
 FINGERPRINT = (
     "model",
+    "memory_model",
     "context",
     "chunk_tokens",
     "memory_tokens",
     "max_chunks",
     "strategy",
+    "notes",
     "top_k",
     "snippet_tokens",
     "seed",
@@ -41,6 +43,8 @@ class RunConfig(BaseModel):
         default_factory=lambda: ["memory", "long-context", "retrieval", "no-history"]
     )
     model: str = "local/qwen2.5-0.5b"
+    memory_model: str | None = None
+    """Model that writes the memories (``memory`` system); None: ``model``."""
     judges: list[str] = Field(default_factory=list)
     """Judge model specs for open-ended scoring; empty means three samples of ``model``."""
     context: ContextSize = "32k"
@@ -53,6 +57,8 @@ class RunConfig(BaseModel):
     memory_tokens: int = 2048
     max_chunks: int | None = None
     strategy: str = "select"
+    notes: bool = True
+    """Select strategy: short profile notes (False: the user's statements verbatim)."""
     top_k: int = 8
     snippet_tokens: int = 300
     seed: int = 0
@@ -60,6 +66,9 @@ class RunConfig(BaseModel):
     mcq_method: Literal["auto", "likelihood", "score", "generate"] = "auto"
     open_max_tokens: int = 400
     cache_dir: str = Field(default_factory=lambda: str(default_cache_dir()))
+
+    def writer_spec(self) -> str:
+        return self.memory_model or self.model
 
     def judge_specs(self) -> list[str]:
         return self.judges or [self.model] * 3

@@ -338,7 +338,8 @@ def build_sections(runs: list[Run]) -> list[Section]:
         rows.append(
             [
                 r.label,
-                str(c.get("model")),
+                str(c.get("model"))
+                + (f" (memories: {c['memory_model']})" if c.get("memory_model") else ""),
                 str(c.get("context")),
                 ",".join(c.get("modes", [])),
                 str(len({x["qid"] for x in r.rows})),

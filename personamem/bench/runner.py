@@ -140,6 +140,7 @@ class Runner:
         *,
         model: Model | None = None,
         judge_models: dict[str, Model] | None = None,
+        memory_model: Model | None = None,
         events: RunEvents | None = None,
         embedder_factory: Any = None,
         release: Release | None = None,
@@ -154,6 +155,7 @@ class Runner:
         self.events = events or RunEvents()
         self._model = model
         self._judge_models = judge_models
+        self._memory_model = memory_model
         self._embedder_factory = embedder_factory
         self._release = release
         self._extra = extra_manifest or {}
@@ -177,6 +179,14 @@ class Runner:
         if not isinstance(self._model, ScoreCache):
             self._model = ScoreCache(self._model)
         return self._model
+
+    def memory_model(self) -> Model | None:
+        """The model that writes memories, when the run names one other than ``model``."""
+        cfg = self.config
+        if self._memory_model is None and cfg.writer_spec() != cfg.model:
+            if "memory" in cfg.systems:
+                self._memory_model = get_model(cfg.writer_spec())
+        return self._memory_model
 
     def judges(self) -> list[scoring.Judge]:
         specs = self.config.judge_specs()
@@ -221,6 +231,7 @@ class Runner:
             progress=self.events,
             items_by_history=dict(by_history),
             embedder_factory=self._embedder_factory,
+            memory_model=self.memory_model(),
         )
         systems = [get_system(name)(env) for name in cfg.systems]
         self.env = env
@@ -229,6 +240,7 @@ class Runner:
             extra={
                 **self._extra,
                 "model_name": model.name,
+                "memory_model_name": cfg.writer_spec(),
                 "context_window": model.context_window,
                 "judge_specs": cfg.judge_specs() if "open" in cfg.modes else [],
                 "judge_prompt_version": scoring.JUDGE_PROMPT_VERSION,

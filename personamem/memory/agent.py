@@ -2,28 +2,28 @@
 
 Three update strategies share one loop:
 
-* ``select`` (default, for small local models): the user's own first-person statements in the
-  chunk are candidates (deterministic: no editing requests, hypotheticals or text written by
-  someone else); the model judges how personal each one is (a yes/no score, which small models
-  do far better than paraphrasing: measured, see benchmarks/memory_build.md); the memory keeps
-  the statements verbatim with their message numbers, merges repeats, asks the model whether a
-  new statement makes an older one out of date, and, over the cap, drops the statements the
-  model judged least personal.
-
-* ``extract`` (default, built for small local models): the chunk is read in short steps; for
-  each step the model lists facts about the user as schema-constrained JSON (it cannot drift
-  into continuing the chat); code merges them into the memory, drops forgotten and
-  third-party items, and asks the model short yes/no questions when a new fact may replace an
-  old one. The memory only changes where the model said so: nothing is silently rewritten.
+* ``select`` (default, built for small local models): the user's own first-person statements
+  and questions in the chunk are candidates (deterministic: no editing requests, hypotheticals,
+  boilerplate or text written by someone else). With ``notes`` (default) the model turns each
+  one into a short profile note ("Takes early spin classes; drinks oat lattes") or says it
+  reveals nothing, under a JSON schema; a note that shares no content word with its statement
+  (a copied example, a made-up fact) is rejected and the statement kept verbatim. Repeats are
+  merged, the model is asked whether a new line makes an older one out of date, and over the
+  cap the weakest, oldest lines go. Every line cites its messages and keeps the user's words.
+* ``extract``: the chunk is read in short steps; for each step the model lists facts about the
+  user as schema-constrained JSON; code merges them into the memory, drops forgotten and
+  third-party items, and asks short yes/no questions when a new fact may replace an old one.
 * ``rewrite`` (the paper's single call): the model rewrites the whole memory from the previous
   memory and the chunk. Better for large models; used for RL training.
 
-Both see only the previous memory and the current chunk (causality), and both hold the token cap
-(compress, else keep the previous memory with a warning).
+All see only the previous memory and the current chunk (causality), and all hold the token cap
+(compress, else keep the previous memory with a warning). What each choice bought on the real
+sample is measured in benchmarks/memory_build.md.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -107,6 +107,9 @@ class MemoryConfig:
     score). Off by default: with Qwen2.5-0.5B the answers did not discriminate (P(yes) 0.22-0.39
     for every statement, greetings included); turn it on for larger models."""
     select_threshold: float = 0.5
+    notes: bool = True
+    """Select strategy: rewrite each selected statement as a short profile note (the statement
+    is kept as the line's evidence). Off: the memory holds the statements verbatim."""
     step_tokens: int = 1200
     """Extract strategy: the model reads the chunk in steps of at most this many tokens."""
     assistant_tokens: int = 40
@@ -140,7 +143,7 @@ class MemoryAgent:
     @property
     def prompt_version(self) -> str:
         return {
-            "select": prompts.SELECT_VERSION,
+            "select": prompts.NOTES_VERSION if self.config.notes else prompts.SELECT_VERSION,
             "extract": prompts.PROMPT_VERSION,
             "rewrite": "rewrite-v1",
         }[self.config.strategy]
@@ -307,7 +310,47 @@ class MemoryAgent:
                         continue
                 else:
                     score = signal(sentence)
-                await self._merge_fact(new, sentence, [p.index], report, score=round(score, 4))
+                text, evidence = sentence, None
+                if self.config.notes:
+                    note = await self._note(sentence)
+                    if note == "":  # the model says the statement reveals nothing about the user
+                        continue
+                    if note is not None:
+                        text, evidence = note, sentence
+                await self._merge_fact(
+                    new, text, [p.index], report, score=round(score, 4), evidence=evidence
+                )
+
+    async def _note(self, sentence: str) -> str | None:
+        """A short profile note for one statement of the user's: ``""`` when the model says it
+        reveals nothing, None when its reply is unusable (the caller keeps the statement)."""
+        msgs: list[Message] = [{"role": "system", "content": prompts.NOTE_SYSTEM}]
+        for said, note in prompts.NOTE_SHOTS:
+            msgs.append({"role": "user", "content": said})
+            msgs.append({"role": "assistant", "content": json.dumps({"note": note})})
+        msgs.append({"role": "user", "content": sentence})
+        try:
+            g = await self.model.generate(
+                msgs, max_tokens=48, temperature=0.0, json_schema=prompts.note_schema()
+            )
+            data = json.loads(g.text)
+        except (ModelError, json.JSONDecodeError):
+            return None
+        note = data.get("note") if isinstance(data, dict) else None
+        if not isinstance(note, str):
+            return None
+        note = " ".join(note.split()).strip(" .;,")
+        if note.lower() in ("none", "nothing", "n/a", "no"):
+            return ""
+        if note in {n for _, n in prompts.NOTE_SHOTS} or not content_words(note) & content_words(
+            sentence
+        ):
+            return None  # copied an example or says something the user did not
+        if len(note) >= len(sentence):
+            return None  # not shorter than what the user said: the words themselves are better
+        if self.config.privacy.clean(note)[1]:
+            return None  # the statement was redacted already; a secret must not come back
+        return note[0].upper() + note[1:]
 
     async def _is_forgotten(self, state: MemoryState, text: str) -> bool:
         """Whether ``text`` is about something the user asked to forget: clear word overlap, or
@@ -393,6 +436,7 @@ class MemoryAgent:
         sources: list[int],
         report: ChunkReport,
         score: float | None = None,
+        evidence: str | None = None,
     ) -> None:
         if await self._is_forgotten(state, text):
             return
@@ -412,7 +456,7 @@ class MemoryAgent:
             ):
                 state.lines.remove(best)
                 report.removed += 1
-        state.lines.append(MemoryLine(text=text, sources=sources, score=score))
+        state.lines.append(MemoryLine(text=text, sources=sources, score=score, evidence=evidence))
         report.added += 1
 
     async def forget(self, state: MemoryState, what: str) -> tuple[MemoryState, int]:

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, Field
 
 from ..answer import Answer, Answerer
-from ..models import DEFAULT_MODEL, Model, ModelError, get_model
+from ..models import DEFAULT_MEMORY_MODEL, Model, ModelError, get_model
 from . import prompts
 from .agent import ChunkReport, MemoryAgent, MemoryConfig, MemoryUpdateError
 from .chunking import SEP, Chunk, Piece, split_message
@@ -349,7 +349,7 @@ class AsyncMemory:
     def __init__(
         self,
         store: str | Store = "sqlite:///personamem.db",
-        model: str | Model = DEFAULT_MODEL,
+        model: str | Model = DEFAULT_MEMORY_MODEL,
         chunk_tokens: int = 5000,
         memory_tokens: int = 2048,
         *,
@@ -1058,7 +1058,7 @@ class Memory:
     def __init__(
         self,
         store: str | Store = "sqlite:///personamem.db",
-        model: str | Model = DEFAULT_MODEL,
+        model: str | Model = DEFAULT_MEMORY_MODEL,
         chunk_tokens: int = 5000,
         memory_tokens: int = 2048,
         **options: Any,

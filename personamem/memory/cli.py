@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..models import DEFAULT_MODEL, ModelError, WeightsError
+from ..models import DEFAULT_MEMORY_MODEL, ModelError, WeightsError
 from .agent import MemoryUpdateError
 from .api import Memory, MemoryBusy, UpdateFailed, VersionInfo
 from .store import StoreError, UnknownUser
@@ -65,7 +65,7 @@ def _fail(msg: str, code: int = 1) -> NoReturn:
 
 def _open(
     store: str,
-    model: str = DEFAULT_MODEL,
+    model: str = DEFAULT_MEMORY_MODEL,
     chunk_tokens: int = 5000,
     memory_tokens: int = 2048,
     strategy: str | None = None,
@@ -132,7 +132,7 @@ def add(
     flush: Annotated[bool, typer.Option(help="Also read a partial chunk now.")] = False,
     update: Annotated[bool, typer.Option(help="Update the memory (else only store).")] = True,
     store: StoreOpt = DEFAULT_STORE,
-    model: ModelOpt = DEFAULT_MODEL,
+    model: ModelOpt = DEFAULT_MEMORY_MODEL,
     chunk_tokens: ChunkOpt = 5000,
     memory_tokens: CapOpt = 2048,
     strategy: StrategyOpt = None,
@@ -171,7 +171,7 @@ def add(
 def flush_cmd(
     user_id: UserArg,
     store: StoreOpt = DEFAULT_STORE,
-    model: ModelOpt = DEFAULT_MODEL,
+    model: ModelOpt = DEFAULT_MEMORY_MODEL,
     chunk_tokens: ChunkOpt = 5000,
     memory_tokens: CapOpt = 2048,
     strategy: StrategyOpt = None,
@@ -265,7 +265,7 @@ def edit(
         Path | None, typer.Option("--file", "-f", help="New memory text (else opens $EDITOR).")
     ] = None,
     store: StoreOpt = DEFAULT_STORE,
-    model: ModelOpt = DEFAULT_MODEL,
+    model: ModelOpt = DEFAULT_MEMORY_MODEL,
 ) -> None:
     """Correct the memory by hand: one statement per line, citations optional."""
     mem = _open(store, model)
@@ -298,7 +298,7 @@ def forget(
     user_id: UserArg,
     what: Annotated[str, typer.Argument(help="What to forget, e.g. 'that I smoke'.")],
     store: StoreOpt = DEFAULT_STORE,
-    model: ModelOpt = DEFAULT_MODEL,
+    model: ModelOpt = DEFAULT_MEMORY_MODEL,
     strategy: StrategyOpt = None,
 ) -> None:
     """Remove something from the memory and keep it out of later updates."""
@@ -322,7 +322,7 @@ def undo(
         int | None, typer.Option("--version", "-v", help="Restore this version (0 = empty).")
     ] = None,
     store: StoreOpt = DEFAULT_STORE,
-    model: ModelOpt = DEFAULT_MODEL,
+    model: ModelOpt = DEFAULT_MEMORY_MODEL,
 ) -> None:
     """Restore the previous version (or --version N) as a new version; nothing is lost."""
     mem = _open(store, model)
@@ -417,7 +417,7 @@ def answer(
         list[str] | None, typer.Option("--option", "-o", help="An MCQ option (repeat).")
     ] = None,
     store: StoreOpt = DEFAULT_STORE,
-    model: ModelOpt = DEFAULT_MODEL,
+    model: ModelOpt = DEFAULT_MEMORY_MODEL,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a request from the user's memory."""

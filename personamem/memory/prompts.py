@@ -5,6 +5,7 @@ from __future__ import annotations
 
 PROMPT_VERSION = "extract-v1"
 SELECT_VERSION = "select-v1"
+NOTES_VERSION = "select-notes-v1"
 
 # The paper's memory-update rules, shortened for small models.
 EXTRACT_SYSTEM = """You write notes about ONE person: the user of a chatbot.
@@ -100,3 +101,33 @@ SELECT_SYSTEM = """You decide whether a sentence that a person wrote reveals som
 SELECT_USER = """Sentence: {sentence}
 
 Does this sentence reveal something personal about the writer? Answer yes or no."""
+
+
+# Select strategy, notes step: one selected statement in, one short profile note out.
+# Few-shot as chat turns: measured on the real sample, Qwen2.5-1.5B then writes terse notes
+# ("Takes coffee breaks; prefers indoor tables") where a system-prompt example was copied. The
+# question shots stop it from answering the user's questions instead of noting what they show.
+NOTE_SYSTEM = """Turn what the user says into a profile note: a few words on the user's own tastes, habits, health or background, implied or stated. Reply none if it says nothing about the user."""
+
+NOTE_SHOTS: tuple[tuple[str, str], ...] = (
+    (
+        "I grabbed my usual oat latte before the 7am spin class, as always.",
+        "Takes early spin classes; drinks oat lattes",
+    ),
+    ("Can you suggest a good time to visit Lisbon?", "none"),
+    (
+        "Why does my lower back ache after long days at my desk?",
+        "Has lower back pain from desk work",
+    ),
+    ("Would Tuesday at 10 work for a quick call about the budget?", "none"),
+    ("Is it okay to go for a run when the air quality isn't great?", "Runs outdoors"),
+    ("I hope this message finds you well and that the project is on track.", "none"),
+)
+
+
+def note_schema(max_chars: int = 90) -> dict:
+    return {
+        "type": "object",
+        "properties": {"note": {"type": "string", "minLength": 1, "maxLength": max_chars}},
+        "required": ["note"],
+    }

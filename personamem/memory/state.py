@@ -17,6 +17,8 @@ class MemoryLine(BaseModel):
     sources: list[int] = Field(default_factory=list)
     score: float | None = None
     """How personal the model judged the statement (select strategy); decides what the cap drops."""
+    evidence: str | None = None
+    """The user's own words the line was written from (select strategy with notes), for audit."""
 
     def render(self, sources: bool = True) -> str:
         cite = f" [msg {', '.join(map(str, self.sources))}]" if sources and self.sources else ""

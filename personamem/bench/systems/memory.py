@@ -28,7 +28,11 @@ class Memory(System):
     def agent(self) -> MemoryAgent:
         cfg = self.env.config
         return MemoryAgent(
-            self.env.model, cfg.chunk_tokens, cfg.memory_tokens, strategy=cfg.strategy
+            self.env.memory_model or self.env.model,
+            cfg.chunk_tokens,
+            cfg.memory_tokens,
+            strategy=cfg.strategy,
+            notes=cfg.notes,
         )
 
     def version(self) -> dict[str, Any]:
@@ -43,7 +47,11 @@ class Memory(System):
 
     def cache_path(self, history: ChatHistory) -> Path:
         key = json.dumps(
-            {"history": history.content_hash, "model": self.env.model.name, **self.version()},
+            {
+                "history": history.content_hash,
+                "model": (self.env.memory_model or self.env.model).name,
+                **self.version(),
+            },
             sort_keys=True,
         )
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
