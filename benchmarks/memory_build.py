@@ -6,6 +6,10 @@ memory versus with the full history.
 
     python benchmarks/memory_build.py [--data DIR] [--model local/qwen2.5-1.5b] \
         [--strategy select] [--no-notes] [--out benchmarks/memory_build.md]
+    python benchmarks/memory_build.py --result ~/.cache/personamem/memories/<hash>.json ...
+
+``--result`` reports a build that already ran (a ``bench run`` memory cache file) instead of
+building again.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 
 from personamem.answer import Answerer
 from personamem.data import load_release
-from personamem.memory import MemoryAgent
+from personamem.memory import BuildResult, MemoryAgent
 from personamem.models import DEFAULT_MEMORY_MODEL, get_model
 
 
@@ -38,6 +42,7 @@ async def main() -> None:
     ap.add_argument("--chunk-tokens", type=int, default=5000)
     ap.add_argument("--memory-tokens", type=int, default=2048)
     ap.add_argument("--out", default=None, help="Markdown file to write (default: print)")
+    ap.add_argument("--result", default=None, help="a saved BuildResult JSON to report")
     args = ap.parse_args()
 
     rel = load_release(args.data)
@@ -48,9 +53,13 @@ async def main() -> None:
     agent = MemoryAgent(
         model, args.chunk_tokens, args.memory_tokens, strategy=args.strategy, notes=args.notes
     )
-    t0 = time.perf_counter()
-    result = await agent.build(history.messages)
-    wall = time.perf_counter() - t0
+    if args.result:
+        result = BuildResult.model_validate_json(Path(args.result).read_text(encoding="utf-8"))
+        wall = result.seconds
+    else:
+        t0 = time.perf_counter()
+        result = await agent.build(history.messages)
+        wall = time.perf_counter() - t0
     history_prompt_tokens = model.count_message_tokens(history.messages)
 
     mem_in, hist_in = [], []
@@ -74,8 +83,19 @@ async def main() -> None:
         + (f" --strategy {args.strategy}" if args.strategy != "select" else "")
         + (f" --model {args.model}" if args.model != DEFAULT_MEMORY_MODEL else "")
         + ("" if args.notes else " --no-notes")
+        + (" --result CACHE_FILE" if args.result else "")
         + "`",
         "",
+        *(
+            [
+                "The build was measured inside `bench run` (its cached memory file is reported "
+                f"here: `{Path(args.result).name}`), with llama.cpp on 1 thread while another "
+                "run used the other core.",
+                "",
+            ]
+            if args.result
+            else []
+        ),
         f"Model `{args.model}`, chunks of {args.chunk_tokens} tokens, memory cap "
         f"{args.memory_tokens} tokens, history `{link}` ({len(history.messages)} messages). "
         f"Machine: {platform.machine()}, 2 cores, one run (the machine is shared and noisy: "

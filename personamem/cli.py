@@ -39,7 +39,8 @@ ModelOpt = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="Model spec: local/qwen2.5-0.5b (default, offline), local/smollm2-135m, "
+        help="Model spec: local/qwen2.5-0.5b (default, offline), local/qwen2.5-1.5b, "
+        "local/smollm2-135m, "
         "gguf:/path/model.gguf, openai/<name> (uses OPENAI_BASE_URL, OPENAI_API_KEY).",
     ),
 ]

