@@ -148,6 +148,32 @@ def test_resume_after_a_crash(data: Path, tmp_path: Path) -> None:
     assert s3.answered == 0 and s3.skipped == 16 and not again.calls
 
 
+def memory_builds(out: Path) -> list[dict[str, Any]]:
+    builds = [b for b in RunStore(out).builds().values() if b.get("kind") == "memory"]
+    assert len(builds) == 1
+    return builds
+
+
+def test_a_cached_memory_keeps_its_cost_beside_the_baselines(data: Path, tmp_path: Path) -> None:
+    """The memory build and the no-context baselines are two build records of one history: the
+    report counts both, also when the memory came from the cache."""
+    from personamem.bench.report import load_run, summarize
+
+    cfg = config(data, tmp_path, systems=["memory"], limit=4, chunk_tokens=80)
+    run(cfg, tmp_path / "a", kv_model())  # scores continuations: baselines are warmed
+    run(cfg, tmp_path / "b", kv_model())  # same settings: memory from the cache
+    for out in (tmp_path / "a", tmp_path / "b"):
+        builds = RunStore(out).builds()
+        kinds = sorted(k[2] for k in builds)
+        assert kinds == ["baselines", "memory"], kinds
+        mem = memory_builds(out)[0]
+        s = next(x for x in summarize(load_run(out)) if x.system == "memory")
+        total = sum((b.get("tokens_in") or 0) + (b.get("tokens_out") or 0) for b in builds.values())
+        assert mem["tokens_in"] > 0 and s.builds == 2
+        assert s.build_tokens == pytest.approx(total / 4)
+    assert memory_builds(tmp_path / "b")[0]["cached"] is True
+
+
 def test_memory_cache_and_build_resume(data: Path, tmp_path: Path) -> None:
     cfg = config(data, tmp_path, systems=["memory"], limit=4, chunk_tokens=80)
     calls = {"n": 0}
@@ -170,7 +196,7 @@ def test_memory_cache_and_build_resume(data: Path, tmp_path: Path) -> None:
     assert done_chunks >= 1
     m2 = oracle_model()
     run(cfg, tmp_path / "a", m2)
-    builds = list(RunStore(tmp_path / "a").builds().values())
+    builds = memory_builds(tmp_path / "a")
     assert builds[0]["resumed"] is True and builds[0]["cached"] is False
     assert not list((tmp_path / "cache" / "memories").glob("*.partial.json"))
     assert acc(rows(tmp_path / "a"), "memory") == 1.0
@@ -178,13 +204,13 @@ def test_memory_cache_and_build_resume(data: Path, tmp_path: Path) -> None:
     # another run folder, same settings: the memory comes from the cache, no model call to build
     m3 = oracle_model()
     run(cfg, tmp_path / "b", m3)
-    b = list(RunStore(tmp_path / "b").builds().values())[0]
+    b = memory_builds(tmp_path / "b")[0]
     assert b["cached"] is True and b["tokens_in"] == builds[0]["tokens_in"]
     assert all("My request:" in c[-1]["content"] for c in m3.calls)
     # a different memory size is another cache entry
     m4 = oracle_model()
     run(cfg.model_copy(update={"memory_tokens": 250}), tmp_path / "c", m4)
-    assert list(RunStore(tmp_path / "c").builds().values())[0]["cached"] is False
+    assert memory_builds(tmp_path / "c")[0]["cached"] is False
 
 
 def test_long_context_truncation_and_kv_order(data: Path, tmp_path: Path) -> None:
@@ -301,8 +327,9 @@ def test_likelihood_baselines_are_shared_and_keep_the_kv_cache(data: Path, tmp_p
         if r["order_in_history"] > 0:
             assert r["prefill_tokens"] < 0.3 * r["tokens_in"], r
     warm = [b for b in RunStore(out).builds().values() if b.get("kind") == "baselines"]
-    # one baselines record per (sequential system, history); memory and long-context both warm them
-    assert len(warm) == 4 and all(b["tokens_in"] > 0 for b in warm)
+    # one baselines record per (system, history), beside the memory's own build record
+    assert sorted({b["system"] for b in warm}) == ["long-context", "memory", "no-history"]
+    assert len(warm) == 6 and all(b["tokens_in"] > 0 for b in warm)
 
 
 def test_a_separate_memory_model_writes_the_memories(data: Path, tmp_path: Path) -> None:

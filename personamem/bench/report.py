@@ -62,7 +62,7 @@ class Run:
     path: Path
     manifest: dict[str, Any]
     rows: list[dict[str, Any]]
-    builds: dict[tuple[str, str], dict[str, Any]]
+    builds: dict[tuple[str, str, str], dict[str, Any]]
     label: str = ""
 
     @property
@@ -168,7 +168,7 @@ def summarize(run: Run) -> list[SystemSummary]:
         sys_rows = [r for r in run.rows if r["system"] == system]
         done_all = [r for r in sys_rows if r.get("status") == "done"]
         hashes = {r.get("history_hash") for r in done_all if r.get("history_hash")}
-        builds = [b for (s, h), b in run.builds.items() if s == system and h in hashes]
+        builds = [b for (s, h, _), b in run.builds.items() if s == system and h in hashes]
         b_tokens = sum((b.get("tokens_in") or 0) + (b.get("tokens_out") or 0) for b in builds)
         b_seconds = sum(b.get("seconds") or 0.0 for b in builds)
         for mode in run.modes():

@@ -181,13 +181,14 @@ class RunStore:
                 latest[row_key(row)] = row
         return latest
 
-    def builds(self) -> dict[tuple[str, str], dict[str, Any]]:
-        """One build record per (system, history hash): the latest that really built (a resumed
-        run reloads its own memory from the cache), else the latest."""
-        latest: dict[tuple[str, str], dict[str, Any]] = {}
+    def builds(self) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """One build record per (system, history hash, kind of build: a memory, embeddings, the
+        no-context baselines): the latest that really built (a resumed run reloads its own
+        memory from the cache), else the latest."""
+        latest: dict[tuple[str, str, str], dict[str, Any]] = {}
         for row in read_jsonl(self.builds_path):
             if {"system", "history_hash"} <= row.keys():
-                key = (row["system"], row["history_hash"])
+                key = (row["system"], row["history_hash"], str(row.get("kind", "")))
                 if row.get("cached") and key in latest and not latest[key].get("cached"):
                     continue
                 latest[key] = row
