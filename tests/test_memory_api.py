@@ -774,3 +774,22 @@ def test_real_model_keeps_a_friends_preferences_out(tmp_path: Path) -> None:
             "this chat; see the printed memory",
             stacklevel=1,
         )
+
+
+@pytest.mark.slow
+def test_default_writer_keeps_a_friends_preferences_out(tmp_path: Path) -> None:
+    """The default memory (select strategy, notes by the 1.5B writer) on the same chat: the
+    friend's email never becomes the user's profile; the user's own line does."""
+    from personamem.models import DEFAULT_MEMORY_MODEL
+
+    mem = Memory(f"sqlite:///{tmp_path / 'own.db'}", chunk_tokens=800, memory_tokens=256)
+    mem.add(OWNERSHIP_CHAT, "u")
+    mem.flush("u")
+    got = mem.get("u")
+    text = got.text.lower()
+    print("\nmemory:\n" + got.text)
+    assert all(v.model == DEFAULT_MEMORY_MODEL for v in mem.history("u"))
+    leaked = [w for w in ("metal", "vinyl", "sichuan", "concert") if w in text]
+    assert not leaked, f"the friend's preferences were stored as the user's: {leaked}\n{text}"
+    assert "jazz" in text or "vegetarian" in text, text
+    mem.close()

@@ -160,6 +160,20 @@ def test_requests_greetings_hypotheticals_and_other_people_are_dropped(turn):
             "Translate this for me: I adore sushi and go every Friday. It was written by my colleague.",
             [],
         ),
+        (  # the user writes on someone else's behalf and the email is signed by them
+            "Can you polish this email I'm writing for my friend Marco? He asked me to fix his "
+            "grammar.\n\nHi team,\nI adore sushi and go every Friday.\nBest, Marco",
+            [],
+        ),
+        (
+            "My neighbour needs help. She asked me to proofread this: I adore sushi and go every "
+            "Friday with my book club.",
+            [],
+        ),
+        (
+            "Please fix his grammar in this email: I adore sushi and go every Friday with friends.",
+            [],
+        ),
         (  # the user's own framing sentence still counts
             "I'm a nurse, and my colleague wrote this note for our ward, can you translate it? "
             "I adore sushi and go every Friday.",
@@ -173,6 +187,9 @@ def test_requests_greetings_hypotheticals_and_other_people_are_dropped(turn):
         "long-sentence",
         "colleague-wrote",
         "said-after",
+        "writing-for",
+        "asked-me-to",
+        "his-grammar",
         "framing",
     ],
 )
@@ -180,6 +197,11 @@ def test_text_written_by_someone_else_is_not_the_users(turn, expected):
     got = candidates(turn)
     assert got == expected
     assert not any("sushi" in s or "karaoke" in s for s in got)
+
+
+def test_writing_to_someone_is_still_the_users_own_text():
+    got = candidates("I'm writing to my friend about our trip. I adore sushi and go every Friday.")
+    assert got == ["I'm writing to my friend about our trip.", "I adore sushi and go every Friday."]
 
 
 def test_the_users_own_questions_are_kept():

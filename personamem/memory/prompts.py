@@ -4,8 +4,8 @@ it is part of every cache key and of each memory version's provenance."""
 from __future__ import annotations
 
 PROMPT_VERSION = "extract-v1"
-SELECT_VERSION = "select-v1"
-NOTES_VERSION = "select-notes-v1"
+SELECT_VERSION = "select-v2"
+NOTES_VERSION = "select-notes-v2"
 
 # The paper's memory-update rules, shortened for small models.
 EXTRACT_SYSTEM = """You write notes about ONE person: the user of a chatbot.

@@ -38,7 +38,13 @@ _WRITTEN_BY_OTHER = re.compile(
     rf"text|letter|note|essay|story|speech|draft|review|reply)|(?:wrote|written|sent|drafted)\s+by\s+"
     rf"(?:my|our|a)\s+(?:\w+\s+)?(?:{_OTHERS})|(?:from|by)\s+my\s+(?:{_OTHERS})\b|on behalf of|"
     rf"(?:my|our|a)\s+(?:\w+\s+)?(?:{_OTHERS})\s+(?:just\s+)?(?:wrote|drafted|forwarded|sent|"
-    rf"shared)\s+(?:me\s+)?(?:this|the following|it|these)\b)"
+    rf"shared)\s+(?:me\s+)?(?:this|the following|it|these)\b|"
+    # "an email I'm writing for my friend Marco", "he asked me to fix his grammar"
+    rf"\b(?:writing|wrote|drafting|drafted)\s+(?:it\s+|this\s+)?(?:for|on behalf of)\s+(?:my|our)\s+"
+    rf"(?:\w+\s+)?(?:{_OTHERS})\b|\b(?:he|she|they)\s+asked\s+me\s+to\s+(?:fix|polish|edit|"
+    rf"proofread|check|review|translate|improve|rewrite|clean up)\b|\b(?:fix|polish|edit|proofread|"
+    rf"check|improve|correct)\s+(?:his|her|their)\s+(?:grammar|spelling|email|message|post|text|"
+    rf"letter|note|essay|draft|writing|wording)\b)"
 )
 
 
