@@ -324,11 +324,7 @@ class MemoryAgent:
     async def _note(self, sentence: str) -> str | None:
         """A short profile note for one statement of the user's: ``""`` when the model says it
         reveals nothing, None when its reply is unusable (the caller keeps the statement)."""
-        msgs: list[Message] = [{"role": "system", "content": prompts.NOTE_SYSTEM}]
-        for said, note in prompts.NOTE_SHOTS:
-            msgs.append({"role": "user", "content": said})
-            msgs.append({"role": "assistant", "content": json.dumps({"note": note})})
-        msgs.append({"role": "user", "content": sentence})
+        msgs: list[Message] = prompts.note_messages(sentence)  # type: ignore[assignment]
         try:
             g = await self.model.generate(
                 msgs, max_tokens=48, temperature=0.0, json_schema=prompts.note_schema()
@@ -342,9 +338,7 @@ class MemoryAgent:
         note = " ".join(note.split()).strip(" .;,")
         if note.lower() in ("none", "nothing", "n/a", "no"):
             return ""
-        if note in {n for _, n in prompts.NOTE_SHOTS} or not content_words(note) & content_words(
-            sentence
-        ):
+        if note in prompts.NOTE_EXAMPLES or not content_words(note) & content_words(sentence):
             return None  # copied an example or says something the user did not
         if len(note) >= len(sentence):
             return None  # not shorter than what the user said: the words themselves are better

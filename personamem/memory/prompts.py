@@ -3,6 +3,8 @@ it is part of every cache key and of each memory version's provenance."""
 
 from __future__ import annotations
 
+import json
+
 PROMPT_VERSION = "extract-v1"
 SELECT_VERSION = "select-v2"
 NOTES_VERSION = "select-notes-v2"
@@ -123,6 +125,28 @@ NOTE_SHOTS: tuple[tuple[str, str], ...] = (
     ("Is it okay to go for a run when the air quality isn't great?", "Runs outdoors"),
     ("I hope this message finds you well and that the project is on track.", "none"),
 )
+
+
+#: The shots' own notes: a reply equal to one of them was copied, not written.
+NOTE_EXAMPLES = frozenset(note for _, note in NOTE_SHOTS)
+
+_NOTE_PREFIX: tuple[dict[str, str], ...] = (
+    {"role": "system", "content": NOTE_SYSTEM},
+    *(
+        turn
+        for said, note in NOTE_SHOTS
+        for turn in (
+            {"role": "user", "content": said},
+            {"role": "assistant", "content": json.dumps({"note": note})},
+        )
+    ),
+)
+
+
+def note_messages(sentence: str) -> list[dict[str, str]]:
+    """The notes prompt for one sentence: system, the few-shot turns, then the sentence (the
+    same prefix every time, so a local backend reuses its KV cache)."""
+    return [dict(m) for m in _NOTE_PREFIX] + [{"role": "user", "content": sentence}]
 
 
 def note_schema(max_chars: int = 90) -> dict:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ...data import ChatHistory, QAItem
 from ...memory import ChunkReport, MemoryAgent, MemoryState
+from ...models import Model
 from ..store import write_json_atomic
 from .base import Context, Prepared, System, register
 
@@ -25,10 +26,15 @@ class Memory(System):
     sequential = True  # one memory prefix per history: answer its questions back to back
     description = "agentic memory (chunk by chunk, capped) + query"
 
+    @property
+    def writer(self) -> Model:
+        """The model that writes this system's memories."""
+        return self.env.memory_model or self.env.model
+
     def agent(self) -> MemoryAgent:
         cfg = self.env.config
         return MemoryAgent(
-            self.env.memory_model or self.env.model,
+            self.writer,
             cfg.chunk_tokens,
             cfg.memory_tokens,
             strategy=cfg.strategy,
@@ -49,7 +55,7 @@ class Memory(System):
         key = json.dumps(
             {
                 "history": history.content_hash,
-                "model": (self.env.memory_model or self.env.model).name,
+                "model": self.writer.name,
                 **self.version(),
             },
             sort_keys=True,
