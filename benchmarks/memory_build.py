@@ -23,7 +23,7 @@ from pathlib import Path
 
 from personamem.answer import Answerer
 from personamem.data import load_release
-from personamem.memory import BuildResult, MemoryAgent
+from personamem.memory import BuildResult, MemoryAgent, prompts
 from personamem.models import DEFAULT_MEMORY_MODEL, get_model
 
 
@@ -43,6 +43,11 @@ async def main() -> None:
     ap.add_argument("--memory-tokens", type=int, default=2048)
     ap.add_argument("--out", default=None, help="Markdown file to write (default: print)")
     ap.add_argument("--result", default=None, help="a saved BuildResult JSON to report")
+    ap.add_argument(
+        "--conditions",
+        default="llama.cpp on both cores, nothing else running.",
+        help="with --result: how the machine was used while it built (goes in the report)",
+    )
     args = ap.parse_args()
 
     rel = load_release(args.data)
@@ -89,8 +94,7 @@ async def main() -> None:
         *(
             [
                 "The build was measured inside `bench run` (its cached memory file is reported "
-                f"here: `{Path(args.result).name}`), with llama.cpp on 1 thread while another "
-                "run used the other core.",
+                f"here: `{Path(args.result).name}`); {args.conditions}",
                 "",
             ]
             if args.result
@@ -127,8 +131,10 @@ async def main() -> None:
         f"| generation tok/s (overall) | {rate(result.tokens_out, dec_s)} |",
         f"| tokens processed / history length | {(result.tokens_in + result.tokens_out) / result.history_tokens:.2f} |",
         f"| final memory | {result.memory_tokens} tokens, {len(result.state.lines)} lines |",
-        f"| lines written as notes (the rest: the user's words) | "
+        f"| lines written by the model (the rest: the user's words) | "
         f"{sum(ln.evidence is not None for ln in result.state.lines)} |",
+        f"| of which what the user asked about | "
+        f"{sum(ln.text.startswith(prompts.ASKED) for ln in result.state.lines)} |",
         f"| answer-time input tokens, memory (mean over {len(questions)} questions) | {statistics.mean(mem_in):,.0f} |",
         f"| answer-time input tokens, full history (mean) | {statistics.mean(hist_in):,.0f} |",
         f"| ratio history / memory | {statistics.mean(hist_in) / statistics.mean(mem_in):.1f}x |",

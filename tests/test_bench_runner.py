@@ -360,3 +360,46 @@ def test_bench_cli_picks_the_memory_writer() -> None:
     assert memory_writer(None, None) == DEFAULT_MEMORY_MODEL  # all defaults: the 1.5B writer
     assert memory_writer("openai/gpt-4o", None) is None  # --model writes memories too
     assert memory_writer("openai/gpt-4o", "local/qwen2.5-1.5b") == "local/qwen2.5-1.5b"
+
+
+def test_a_changed_system_version_redoes_only_its_answers(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resuming after a system's prompts changed: its answers are stale and redone, the other
+    systems' answers are kept."""
+    from personamem.memory import prompts
+
+    out = tmp_path / "run"
+    cfg = config(data, tmp_path, systems=["memory", "no-history"])
+    first = run(cfg, out, oracle_model())
+    assert first.answered == 16
+    old = {r["qid"]: r["system_version"] for r in rows(out) if r["system"] == "memory"}
+    monkeypatch.setattr(prompts, "PROMPT_VERSION", "extract-v0-changed")
+    second = run(cfg, out, oracle_model())
+    assert second.answered == 8 and second.skipped == 8
+    new = {r["qid"]: r["system_version"] for r in rows(out) if r["system"] == "memory"}
+    assert new.keys() == old.keys() and all(new[q] != old[q] for q in new)
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["systems_versions"]["memory"]["prompt_version"] == "extract-v0-changed"
+    assert set(manifest["systems_versions"]) == {"memory", "no-history"}
+    # Nothing changed since: nothing to redo.
+    assert run(cfg, out, oracle_model()).answered == 0
+
+
+def test_rows_of_an_older_run_without_versions_use_the_recorded_one(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from personamem.memory import prompts
+
+    out = tmp_path / "run"
+    cfg = config(data, tmp_path, systems=["memory"], limit=2)
+    run(cfg, out, oracle_model())
+    # An older run folder: rows carry no version; the manifest recorded the system's version.
+    path = out / "results.jsonl"
+    legacy = [json.loads(x) for x in path.read_text().splitlines()]
+    for r in legacy:
+        del r["system_version"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in legacy))
+    assert run(cfg, out, oracle_model()).answered == 0  # same version as recorded: kept
+    monkeypatch.setattr(prompts, "PROMPT_VERSION", "extract-v0-changed")
+    assert run(cfg, out, oracle_model()).answered == 2  # recorded version differs: redone

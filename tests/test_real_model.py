@@ -18,6 +18,7 @@ from personamem.answer import Answerer
 from personamem.data import load_release
 from personamem.memory import EMPTY, BuildResult, MemoryAgent, prompts
 from personamem.memory.merge import content_words
+from personamem.memory.select import is_question
 from personamem.models import embedded_path
 
 pytestmark = pytest.mark.slow
@@ -64,9 +65,12 @@ def test_notes_written_by_the_default_memory_model(writer_model, sample_history)
         said = ln.evidence or ln.text
         assert any(said in sample_history[i]["content"] for i in ln.sources), said
     for ln in notes:
-        assert len(ln.text) < len(ln.evidence) and content_words(ln.text) & content_words(
+        # a note is shorter than what the user said; a question's line names its topic
+        said = ln.text.removeprefix(prompts.ASKED) if is_question(ln.evidence) else ln.text
+        assert len(said) < len(ln.evidence) and content_words(said) & content_words(
             ln.evidence
         ), (ln.text, ln.evidence)
+        assert is_question(ln.evidence) == ln.text.startswith(prompts.ASKED), ln.text
 
 
 def test_likelihood_mcq_on_the_real_model(local_model, sample_root, sample_history):

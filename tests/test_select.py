@@ -15,7 +15,13 @@ from collections.abc import Callable
 import pytest
 
 from personamem.memory import MemoryAgent, MemoryLine, MemoryState, prompts
-from personamem.memory.select import candidates, signal, split_sentences
+from personamem.memory.select import (
+    candidates,
+    is_question,
+    reads_as_profile_note,
+    signal,
+    split_sentences,
+)
 from personamem.models import ScriptedModel
 from personamem.models.base import Message
 
@@ -584,7 +590,7 @@ CARD = "4111 1111 1111 1111"
 async def test_secrets_never_reach_the_memory_or_the_model():
     msgs = history(
         "I love baking bread for my bakery every morning.",
-        f"My email is {EMAIL} and my card is {CARD}, I love baking bread for my bakery.",
+        f"My email is {EMAIL} and my card is {CARD}, I now love baking bread for my bakery.",
         f"I always pay with my card {CARD} when I order flour online.",
     )
     model = yes_no()
@@ -688,3 +694,30 @@ async def test_a_repeat_with_different_case_and_punctuation_merges():
     assert [(ln.text, ln.sources) for ln in result.state.lines] == [
         ("I love listening to jazz records on rainy evenings.", [1, 3, 5])
     ]
+
+
+@pytest.mark.parametrize(
+    ("note", "ok"),
+    [
+        ("Makes soups and bread at home", True),
+        ("Has night vision issues", True),
+        ("Is training for a marathon", True),
+        ("Traded laptop screen for shaded trails", True),
+        ("Time zone differences", False),
+        ("Workshops and meetups are held on Saturdays", False),
+        ("Clouds are on the brink of a new frontier", False),
+        ("Eggs, toast, yogurt", False),
+        ("Runs, deadlines, friends", False),
+        ("Hopeful about industry progress", False),
+        ("Various hobbies", False),
+        ("", False),
+    ],
+)
+def test_reads_as_profile_note(note: str, ok: bool) -> None:
+    assert reads_as_profile_note(note) is ok
+
+
+def test_is_question() -> None:
+    assert is_question("Why do cats sit on laptops?")
+    assert is_question('She asked "why?"')
+    assert not is_question("I wonder why cats sit on laptops.")

@@ -11,6 +11,8 @@ calls never break the answering model's KV cache; a resumed run judges what is l
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -32,6 +34,15 @@ DISTANCE_EDGES = (2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000)
 
 class BenchError(ValueError):
     """The run cannot start as asked (no questions, bad settings); the message says why."""
+
+
+def version_key(version: dict[str, Any] | None) -> str | None:
+    """A short, stable key of a system's version (prompt version and settings that change its
+    answers); rows carry it so a resumed run redoes answers an older version gave."""
+    if version is None:
+        return None
+    blob = json.dumps(version, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def distance_bucket(tokens: int | None) -> str:
@@ -235,6 +246,9 @@ class Runner:
         )
         systems = [get_system(name)(env) for name in cfg.systems]
         self.env = env
+        # Versions the run folder recorded before this call: rows without their own version
+        # key (older runs) were answered by those.
+        recorded = (self.store.read_manifest() or {}).get("systems_versions") or {}
         self.store.open(
             cfg,
             extra={
@@ -244,7 +258,7 @@ class Runner:
                 "context_window": model.context_window,
                 "judge_specs": cfg.judge_specs() if "open" in cfg.modes else [],
                 "judge_prompt_version": scoring.JUDGE_PROMPT_VERSION,
-                "systems_versions": {s.name: s.version() for s in systems},
+                "systems_versions": {**recorded, **{s.name: s.version() for s in systems}},
                 "selected_questions": len(items),
             },
         )
@@ -255,15 +269,26 @@ class Runner:
         n_answers = n_open = 0
         for system in systems:
             groups: dict[str, list[tuple[QAItem, str]]] = defaultdict(list)
+            current = version_key(system.version())
+            stale = 0
             for q in items:
                 for mode in cfg.modes:
                     row = done.get((q.id, system.name, mode))
+                    if row is not None:
+                        v = row.get("system_version") or version_key(recorded.get(system.name))
+                        if v is not None and v != current:
+                            row, stale = None, stale + 1
                     if row is not None and row.get("status") == "done":
                         summary.skipped += 1
                     elif row is not None and row.get("status") == "answered":
                         to_judge.append(row)
                     else:
                         groups[q.history_link(cfg.context)].append((q, mode))
+            if stale:
+                self.events.note(
+                    f"{system.name}: {stale} answer(s) in the run folder came from another "
+                    f"version of the system ({recorded.get(system.name)}); they are redone"
+                )
             for link in sorted(groups):
                 work = groups[link]
                 n_answers += len(work)
@@ -390,6 +415,7 @@ class Runner:
             "history": link,
             "context": cfg.context,
             "model": cfg.model,
+            "system_version": version_key(system.version()),
             "pref_type": item.pref_type,
             "who": item.who,
             "updated": item.updated,

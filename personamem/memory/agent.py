@@ -36,9 +36,9 @@ from pydantic import BaseModel, Field
 from ..models.base import Message, Model, ModelError
 from . import prompts
 from .chunking import Chunk, Piece, chunk_messages
-from .merge import content_words, forget_request, overlap, salvage_json
+from .merge import announces_change, content_words, forget_request, overlap, salvage_json
 from .privacy import PrivacyGuard, Redaction
-from .select import candidates, signal, split_sentences
+from .select import candidates, is_question, reads_as_profile_note, signal, split_sentences
 from .state import EMPTY, MemoryLine, MemoryState
 
 Strategy = Literal["select", "extract", "rewrite"]
@@ -48,6 +48,11 @@ _REDACTED = re.compile(r"\[REDACTED [a-z_]+\]")
 def _logsumexp(xs: list[float]) -> float:
     m = max(xs)
     return m + math.log(sum(math.exp(x - m) for x in xs)) if m > float("-inf") else m
+
+
+# A question that means nothing on its own: a piece of a split sentence, or a short follow-up
+# about something said before ("... behind that?").
+_FRAGMENT = re.compile(r"^[a-z]|^(?:\S+\s+){0,7}\S*\s+(?:[Tt]hat|this|it|them|those|there)\W*$")
 
 
 class MemoryUpdateError(RuntimeError):
@@ -311,7 +316,12 @@ class MemoryAgent:
                 else:
                     score = signal(sentence)
                 text, evidence = sentence, None
-                if self.config.notes:
+                if self.config.notes and is_question(sentence):
+                    topic = await self._topic(sentence)
+                    if topic is None:  # a question is no fact to keep in the user's words
+                        continue
+                    text, evidence = topic, sentence
+                elif self.config.notes:
                     note = await self._note(sentence)
                     if note == "":  # the model says the statement reveals nothing about the user
                         continue
@@ -321,30 +331,60 @@ class MemoryAgent:
                     new, text, [p.index], report, score=round(score, 4), evidence=evidence
                 )
 
-    async def _note(self, sentence: str) -> str | None:
-        """A short profile note for one statement of the user's: ``""`` when the model says it
-        reveals nothing, None when its reply is unusable (the caller keeps the statement)."""
-        msgs: list[Message] = prompts.note_messages(sentence)  # type: ignore[assignment]
+    async def _short_reply(
+        self, msgs: list[Message], schema: dict, key: str, max_tokens: int
+    ) -> str | None:
+        """The one string field of a schema-constrained reply, whitespace collapsed; None when
+        the call fails or the reply is broken."""
         try:
             g = await self.model.generate(
-                msgs, max_tokens=48, temperature=0.0, json_schema=prompts.note_schema()
+                msgs, max_tokens=max_tokens, temperature=0.0, json_schema=schema
             )
             data = json.loads(g.text)
         except (ModelError, json.JSONDecodeError):
             return None
-        note = data.get("note") if isinstance(data, dict) else None
-        if not isinstance(note, str):
+        text = data.get(key) if isinstance(data, dict) else None
+        return " ".join(text.split()).strip(" .;,?") if isinstance(text, str) else None
+
+    def _faithful(self, text: str, said: str, examples: frozenset[str]) -> bool:
+        """Shorter than what the user said, about it (a shared content word), not a prompt
+        example, and free of secrets (the input was redacted; one must not come back)."""
+        return (
+            text not in examples
+            and bool(content_words(text) & content_words(said))
+            and len(text) < len(said)
+            and not self.config.privacy.clean(text)[1]
+        )
+
+    async def _note(self, sentence: str) -> str | None:
+        """A short profile note for one statement of the user's: ``""`` when the model says it
+        reveals nothing, None when its reply is unusable (the caller keeps the statement)."""
+        msgs: list[Message] = prompts.note_messages(sentence)  # type: ignore[assignment]
+        note = await self._short_reply(msgs, prompts.note_schema(), "note", 48)
+        if note is None:
             return None
-        note = " ".join(note.split()).strip(" .;,")
         if note.lower() in ("none", "nothing", "n/a", "no"):
             return ""
-        if note in prompts.NOTE_EXAMPLES or not content_words(note) & content_words(sentence):
-            return None  # copied an example or says something the user did not
-        if len(note) >= len(sentence):
-            return None  # not shorter than what the user said: the words themselves are better
-        if self.config.privacy.clean(note)[1]:
-            return None  # the statement was redacted already; a secret must not come back
+        if not self._faithful(note, sentence, prompts.NOTE_EXAMPLES):
+            return None
+        if not reads_as_profile_note(note):
+            return None  # "Time zone differences", "Cloud computing is ...": not about the user
         return note[0].upper() + note[1:]
+
+    async def _topic(self, question: str) -> str | None:
+        """ "Asked about <topic>" for one question of the user's, or None when the reply is
+        unusable (broken, copied from the prompt, or not about what the user asked)."""
+        if _FRAGMENT.search(question):
+            return None  # "on Tuesday or Wednesday work for you?", "Is there a theory behind that?"
+        msgs: list[Message] = prompts.topic_messages(question)  # type: ignore[assignment]
+        topic = await self._short_reply(msgs, prompts.topic_schema(), "topic", 40)
+        if topic is None:
+            return None
+        if topic.lower().startswith(prompts.ASKED.lower()):
+            topic = topic[len(prompts.ASKED) :]
+        if not self._faithful(topic, question, prompts.TOPIC_EXAMPLES):
+            return None
+        return prompts.ASKED + topic
 
     async def _is_forgotten(self, state: MemoryState, text: str) -> bool:
         """Whether ``text`` is about something the user asked to forget: clear word overlap, or
@@ -421,7 +461,8 @@ class MemoryAgent:
                 if len(text) < 8:
                     continue
                 ids = [i for i in f.get("messages", []) if isinstance(i, int) and i in valid_ids]
-                await self._merge_fact(new, text, ids, report)
+                said = " ".join(p.content for p in pieces if p.index in ids and p.role == "user")
+                await self._merge_fact(new, text, ids, report, said=said or None)
 
     async def _merge_fact(
         self,
@@ -431,20 +472,29 @@ class MemoryAgent:
         report: ChunkReport,
         score: float | None = None,
         evidence: str | None = None,
+        said: str | None = None,
     ) -> None:
+        """Add a note, merge it into the same note, or let it replace a note it updates.
+        ``said``: what the user said that the note stands on (default: ``evidence``)."""
         if await self._is_forgotten(state, text):
             return
         if not content_words(text):
             return
         best, best_score = None, 0.0
+        asked = text.startswith(prompts.ASKED)
         for line in state.lines:
-            s = overlap(text, line.text)
+            if line.text.startswith(prompts.ASKED) != asked:
+                continue  # a question neither repeats nor updates a fact, nor a fact a question
+            s = overlap(text.removeprefix(prompts.ASKED), line.text.removeprefix(prompts.ASKED))
             if s > best_score:
                 best, best_score = line, s
         if best is not None and best_score >= 0.8:  # same fact again: keep one, merge citations
             best.sources = sorted(set(best.sources) | set(sources))
             return
-        if best is not None and best_score >= 0.34 and self.config.check_replacements:
+        # Only a statement of the user's that says something changed can make an older note out
+        # of date; a question cannot.
+        changed = not asked and announces_change(said or evidence or text)
+        if best is not None and best_score >= 0.34 and self.config.check_replacements and changed:
             if await self._yes(
                 prompts.REPLACE_USER.format(old=best.text, new=text), prompts.REPLACE_SYSTEM
             ):
@@ -467,7 +517,7 @@ class MemoryAgent:
             s = overlap(what, line.text)
             if s >= 0.6:
                 drop.append(line)
-            elif s > 0 and await self._yes(
+            elif s >= 0.34 and await self._yes(
                 f"Note: {line.text}\nThe user asked: forget {what}.\n"
                 "Is the note about what the user asked to forget? Answer yes or no.",
                 prompts.REPLACE_SYSTEM,

@@ -108,3 +108,31 @@ def candidates(text: str, *, min_words: int = 5, max_words: int = 60) -> list[st
             continue
         out.append(s)
     return out
+
+
+def is_question(sentence: str) -> bool:
+    return sentence.rstrip(' "”’)').endswith("?")
+
+
+# Second words that show the first was a noun subject: "Workshops and meetups ...", "Clouds are".
+_AFTER_SUBJECT = frozenset("and are is was were have can will seem seems".split())
+# Words that end like a verb ("-s") but are not one.
+_NOT_VERBS = frozenset(
+    "yes this thus its his hers theirs ours yours always perhaps sometimes various news less "
+    "us as plus series lots".split()
+)
+
+
+def reads_as_profile_note(note: str) -> bool:
+    """Whether a note reads as a profile line about the user, which starts with what they do:
+    "Makes soups and bread at home", "Traded city for trails". Noun phrases and statements
+    about the world ("Time zone differences", "Workshops and meetups are held on Saturdays",
+    "Eggs, toast, yogurt") do not."""
+    words = note.split()
+    if not words or not words[0].isalpha():
+        return False
+    first = words[0].lower()
+    verb_like = (
+        first.endswith("s") and not first.endswith(("ss", "ous", "ics")) and first not in _NOT_VERBS
+    ) or (first.endswith("ed") and len(first) > 3)
+    return verb_like and (len(words) == 1 or words[1].lower() not in _AFTER_SUBJECT)
