@@ -247,3 +247,22 @@ async def test_questions_that_mean_nothing_alone_are_not_asked_about():
         not c[-1]["content"].startswith("or") and "behind that" not in c[-1]["content"]
         for c in topic_prompts
     )
+
+
+async def test_a_reply_cut_at_the_length_limit_is_cut_back_to_a_whole_phrase():
+    """The schema's maxLength closes the string mid-phrase; the line must not end mid-phrase."""
+    cut_note = "Organized offsite meeting for cloud product group, aligned with festival weekend, with a 2"
+    cut_topic = "fun and effective ways to build strength, flexibility, and coordinati"
+    assert len(cut_note) == 90 and len(cut_topic) == 69  # at or one under each limit
+    msgs = history(
+        "As part of this quarter's plan, I organized our cloud product group's offsite meeting to "
+        "align with a notable local festival weekend, with a mix of workshops and networking.",
+        "What are some fun and effective ways to build strength, flexibility, and coordination "
+        "that I can fit into my weekly routine?",
+    )
+    model = notes_model({"offsite": cut_note}, topics={"strength": cut_topic})
+    result = await agent_for(model).build(msgs)
+    assert [ln.text for ln in result.state.lines] == [
+        "Organized offsite meeting for cloud product group, aligned with festival weekend",
+        "Asked about fun and effective ways to build strength, flexibility",
+    ]

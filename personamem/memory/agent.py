@@ -55,6 +55,27 @@ def _logsumexp(xs: list[float]) -> float:
 _FRAGMENT = re.compile(r"^[a-z]|^(?:\S+\s+){0,7}\S*\s+(?:[Tt]hat|this|it|them|those|there)\W*$")
 
 
+_DANGLING = re.compile(
+    r"(?:\s+(?:a|an|the|and|or|of|in|on|at|to|for|with|without|by|from|as|into|about|"
+    r"\w{1,2}|\d+))+$",
+    re.IGNORECASE,
+)
+
+
+def _cut_at_phrase(text: str) -> str:
+    """Text cut off at a length limit, back to its last whole phrase: the last comma or
+    semicolon when that keeps most of it, then without dangling function words ("aligned with
+    festival weekend, with a 2" -> "aligned with festival weekend"). Empty when nothing whole
+    is left."""
+    cut = max(text.rfind(","), text.rfind(";"))
+    if cut >= len(text) * 0.5:
+        return text[:cut]
+    words = text.split()
+    if len(words) > 1:
+        text = " ".join(words[:-1])  # the last word may itself be cut ("coordinat")
+    return _DANGLING.sub("", text)
+
+
 class MemoryUpdateError(RuntimeError):
     """An update could not be made (model failure); the previous memory is unchanged."""
 
@@ -334,8 +355,9 @@ class MemoryAgent:
     async def _short_reply(
         self, msgs: list[Message], schema: dict, key: str, max_tokens: int
     ) -> str | None:
-        """The one string field of a schema-constrained reply, whitespace collapsed; None when
-        the call fails or the reply is broken."""
+        """The one string field of a schema-constrained reply, whitespace collapsed and, when it
+        ran to the schema's length limit, cut back to its last whole phrase; None when the call
+        fails, the reply is broken or nothing is left."""
         try:
             g = await self.model.generate(
                 msgs, max_tokens=max_tokens, temperature=0.0, json_schema=schema
@@ -344,7 +366,13 @@ class MemoryAgent:
         except (ModelError, json.JSONDecodeError):
             return None
         text = data.get(key) if isinstance(data, dict) else None
-        return " ".join(text.split()).strip(" .;,?") if isinstance(text, str) else None
+        if not isinstance(text, str):
+            return None
+        text = " ".join(text.split())
+        limit = schema["properties"][key].get("maxLength")
+        if limit and len(text) >= limit - 1:
+            text = _cut_at_phrase(text)  # the schema closed the string mid-phrase
+        return text.strip(" .;,?") or None
 
     def _faithful(self, text: str, said: str, examples: frozenset[str]) -> bool:
         """Shorter than what the user said, about it (a shared content word), not a prompt
