@@ -180,9 +180,7 @@ def memory_build(
             "statements verbatim, no generation)."
         ),
     ] = True,
-    out_file: Annotated[
-        Path | None, typer.Option("--out", help="Write the memory here.")
-    ] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the memory here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Build a user's memory from a chat history, chunk by chunk, causally."""

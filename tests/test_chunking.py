@@ -35,9 +35,7 @@ def check_chunks(chunks, messages, count: Count, limit: int, start: int = 0) -> 
     keys = [(p.index, p.part) for p in pieces]
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
     expected = [
-        start + i
-        for i, m in enumerate(messages)
-        if m["role"] != "system" and m["content"].strip()
+        start + i for i, m in enumerate(messages) if m["role"] != "system" and m["content"].strip()
     ]
     assert sorted({p.index for p in pieces}) == expected
     for i in expected:

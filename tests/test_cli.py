@@ -151,9 +151,20 @@ def test_inspect_unknown_tokens_model(sample_root):
 def test_memory_build_scripted(sample_root, tmp_path):
     out_file = tmp_path / "memory.txt"
     r = invoke(
-        "memory", "build", sample_root / SAMPLE_HISTORY_LINK, "--model", "scripted",
-        "--chunk-tokens", "3000", "--max-chunks", "2", "--out", out_file, "--json",
-        "--strategy", "extract",
+        "memory",
+        "build",
+        sample_root / SAMPLE_HISTORY_LINK,
+        "--model",
+        "scripted",
+        "--chunk-tokens",
+        "3000",
+        "--max-chunks",
+        "2",
+        "--out",
+        out_file,
+        "--json",
+        "--strategy",
+        "extract",
     )
     assert r.exit_code == 0, all_output(r)
     data = json.loads(r.stdout)
@@ -210,8 +221,17 @@ OPTS = ["--option", "Go hiking", "--option", "Watch TV", "--option", "Read", "--
 def test_answer_mcq_scripted(tmp_path):
     mem = tmp_path / "memory.txt"
     mem.write_text("- Loves hiking\n", encoding="utf-8")
-    r = invoke("answer", "--query", "What should I do this weekend?", "--memory", mem,
-               "--model", "scripted", *OPTS, "--json")
+    r = invoke(
+        "answer",
+        "--query",
+        "What should I do this weekend?",
+        "--memory",
+        mem,
+        "--model",
+        "scripted",
+        *OPTS,
+        "--json",
+    )
     assert r.exit_code == 0, all_output(r)
     data = json.loads(r.stdout)
     assert data["method"] == "generate"
@@ -226,8 +246,16 @@ def test_answer_open_and_history(sample_root):
     r = invoke("answer", "-q", "Any tips?", "--model", "scripted")
     assert r.exit_code == 0, all_output(r)
     assert "I don't know." in r.stdout
-    r = invoke("answer", "-q", "Any tips?", "--model", "scripted", "--json",
-               "--history", sample_root / SAMPLE_HISTORY_LINK)
+    r = invoke(
+        "answer",
+        "-q",
+        "Any tips?",
+        "--model",
+        "scripted",
+        "--json",
+        "--history",
+        sample_root / SAMPLE_HISTORY_LINK,
+    )
     assert r.exit_code == 0, all_output(r)
     data = json.loads(r.stdout)
     assert data["text"] == "I don't know." and data["tokens_in"] > 1000

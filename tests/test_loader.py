@@ -229,9 +229,7 @@ def test_header_missing_required_column(tmp_path):
 
 
 def test_not_utf8_is_reported(tmp_path):
-    root = write_release(
-        tmp_path / "r", {"benchmark": [make_row(1, 0)], "train": [make_row(1, 1)]}
-    )
+    root = write_release(tmp_path / "r", {"benchmark": [make_row(1, 0)], "train": [make_row(1, 1)]})
     bad = b"persona_id,user_query\n\xff\xfe\x00\n"
     (root / "benchmark" / "text" / "train.csv").write_bytes(bad)
     rel = load_release(root)

@@ -294,13 +294,18 @@ class FakeServer:
         self.httpd.server_close()
 
 
-def completion(text: str = "Hi!", prompt_tokens: int | None = 123, completion_tokens: int = 7,
-               finish: str = "stop") -> str:
+def completion(
+    text: str = "Hi!",
+    prompt_tokens: int | None = 123,
+    completion_tokens: int = 7,
+    finish: str = "stop",
+) -> str:
     body: dict = {
         "id": "x",
         "object": "chat.completion",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "finish_reason": finish}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+        ],
     }
     if prompt_tokens is not None:
         body["usage"] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}

@@ -251,7 +251,9 @@ async def test_questions_that_mean_nothing_alone_are_not_asked_about():
 
 async def test_a_reply_cut_at_the_length_limit_is_cut_back_to_a_whole_phrase():
     """The schema's maxLength closes the string mid-phrase; the line must not end mid-phrase."""
-    cut_note = "Organized offsite meeting for cloud product group, aligned with festival weekend, with a 2"
+    cut_note = (
+        "Organized offsite meeting for cloud product group, aligned with festival weekend, with a 2"
+    )
     cut_topic = "fun and effective ways to build strength, flexibility, and coordinati"
     assert len(cut_note) == 90 and len(cut_topic) == 69  # at or one under each limit
     msgs = history(

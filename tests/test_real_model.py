@@ -67,9 +67,10 @@ def test_notes_written_by_the_default_memory_model(writer_model, sample_history)
     for ln in notes:
         # a note is shorter than what the user said; a question's line names its topic
         said = ln.text.removeprefix(prompts.ASKED) if is_question(ln.evidence) else ln.text
-        assert len(said) < len(ln.evidence) and content_words(said) & content_words(
-            ln.evidence
-        ), (ln.text, ln.evidence)
+        assert len(said) < len(ln.evidence) and content_words(said) & content_words(ln.evidence), (
+            ln.text,
+            ln.evidence,
+        )
         assert is_question(ln.evidence) == ln.text.startswith(prompts.ASKED), ln.text
 
 
@@ -79,12 +80,16 @@ def test_likelihood_mcq_on_the_real_model(local_model, sample_root, sample_histo
     q = next(q for q in rel.items if q.history_32k == SAMPLE_HISTORY_LINK)
     options = [q.correct_answer, *q.incorrect_answers]
     answerer = Answerer(local_model)
-    a = asyncio.run(answerer.mcq(q.query, options, memory="- I wear leggings and athleisure a lot."))
+    a = asyncio.run(
+        answerer.mcq(q.query, options, memory="- I wear leggings and athleisure a lot.")
+    )
     assert a.method == "likelihood" and a.choice in range(4)
     assert len(a.scores) == 4 and all(math.isfinite(s) for s in a.scores)
     assert a.scores[a.choice] == max(a.scores) and a.tokens_in > 0
     # reversing the options changes which letter is picked, not which option: no position bias
-    b = asyncio.run(answerer.mcq(q.query, options[::-1], memory="- I wear leggings and athleisure a lot."))
+    b = asyncio.run(
+        answerer.mcq(q.query, options[::-1], memory="- I wear leggings and athleisure a lot.")
+    )
     assert options[::-1][b.choice] == options[a.choice]
 
 
@@ -146,9 +151,7 @@ TEXTS = [
 def test_count_tokens_is_the_llama_cpp_tokenizer(local_model, sample_history):
     from llama_cpp import Llama
 
-    ref = Llama(
-        model_path=str(embedded_path("qwen2.5-0.5b")), vocab_only=True, verbose=False
-    )
+    ref = Llama(model_path=str(embedded_path("qwen2.5-0.5b")), vocab_only=True, verbose=False)
     try:
         texts = TEXTS + [m["content"] for m in sample_history[:12]]
         for t in texts:
@@ -170,7 +173,8 @@ def test_count_tokens_matches_qwen_reference_tokenizer(local_model, sample_histo
 
 def test_count_tokens_is_not_a_character_estimate(local_model, sample_history):
     differs = [
-        t for t in TEXTS + [m["content"] for m in sample_history[1:20]]
+        t
+        for t in TEXTS + [m["content"] for m in sample_history[1:20]]
         if local_model.count_tokens(t) != round(len(t) / 4)
     ]
     assert len(differs) >= len(TEXTS) // 2

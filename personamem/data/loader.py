@@ -188,7 +188,9 @@ def parse_row(row: dict[str, str], split: str, index: int) -> QAItem:
     wrong = _parse_list(row["incorrect_answers"], "incorrect_answers")
     if len(wrong) != 3 or not all(isinstance(w, str) and w.strip() for w in wrong):
         raise ValueError(f"incorrect_answers must hold 3 non-empty strings, got {len(wrong)}")
-    snippet = _parse_list(row.get("related_conversation_snippet", ""), "related_conversation_snippet")
+    snippet = _parse_list(
+        row.get("related_conversation_snippet", ""), "related_conversation_snippet"
+    )
     pref_type = (row.get("pref_type") or "").strip()
     if pref_type and pref_type not in PREF_TYPES:
         raise ValueError(f"unknown pref_type {pref_type!r}")
@@ -314,7 +316,9 @@ def load_release(
         for q in rel.items:
             broken = [bad[x] for x in (q.history_32k, q.history_128k) if x in bad]
             if broken:
-                issue = LoadIssue(f"{text_dir / q.split}.csv", q.row, f"history unusable: {broken[0]}")
+                issue = LoadIssue(
+                    f"{text_dir / q.split}.csv", q.row, f"history unusable: {broken[0]}"
+                )
                 if strict:
                     raise DataError(str(issue))
                 rel.issues.append(issue)

@@ -132,7 +132,6 @@ def detect_forget(text: str) -> str | None:
     return what
 
 
-
 forget_request = detect_forget
 """The agent's name for :func:`detect_forget`."""
 

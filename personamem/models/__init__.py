@@ -40,8 +40,10 @@ def get_model(
 
         name = spec.removeprefix("local/")
         if name not in EMBEDDED:
-            raise ValueError(f"unknown embedded model {spec!r}; choose from "
-                             + ", ".join(f"local/{k}" for k in EMBEDDED))
+            raise ValueError(
+                f"unknown embedded model {spec!r}; choose from "
+                + ", ".join(f"local/{k}" for k in EMBEDDED)
+            )
         ctx = n_ctx or EMBEDDED[name].context_window
         model = LocalModel(name=spec, path=str(embedded_path(name)), n_ctx=ctx)
     elif spec.startswith("gguf:"):
