@@ -17,6 +17,7 @@ import pytest
 from personamem.memory import MemoryAgent, MemoryLine, MemoryState, prompts
 from personamem.memory.select import (
     candidates,
+    is_exercise,
     is_question,
     reads_as_profile_note,
     signal,
@@ -210,6 +211,24 @@ def test_writing_to_someone_is_still_the_users_own_text():
     assert got == ["I'm writing to my friend about our trip.", "I adore sushi and go every Friday."]
 
 
+def test_pasted_texts_lines_to_their_reader_are_not_the_users_profile():
+    turn = (
+        "Can you help me improve the language in this professional email?\n\n"
+        "Hi Jordan,\n\nIt was great connecting at the summit last week. "
+        "I appreciated our discussion on scalable API integrations, and I think there is real "
+        "potential for collaboration between our teams. "
+        "Alternatively, I can accommodate a virtual meeting if that works better for your schedule. "
+        "I know you love hiking as much as I do, so a trail walk could work too."
+    )
+    got = candidates(turn)
+    assert not any("accommodate" in s for s in got)  # logistics addressed to the reader
+    assert any("hiking" in s for s in got)  # a preference cue keeps the sentence
+    assert any("API integrations" in s for s in got)  # no second person: kept
+    # The same sentence outside a pasted text is the user talking to the assistant: kept.
+    own = "I can accommodate a virtual meeting if that works better for your schedule."
+    assert candidates(own) == [own]
+
+
 def test_the_users_own_questions_are_kept():
     q = "Why do some people find it harder to enjoy browsing bookstores now?"
     assert candidates(q) == [q]
@@ -225,6 +244,60 @@ def test_candidates_are_whole_sentences_of_the_turn():
     got = candidates(turn)
     assert got == split_sentences(turn)
     assert len(got) == 3
+
+
+EXERCISES = [
+    # word problems (the release pads 128k histories with code and math dialogues)
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in "
+    "May. How many clips did Natalia sell altogether in April and May?",
+    "Janet's ducks lay 16 eggs per day. She eats three for breakfast and sells the rest for $2 "
+    "each. How much does she make every day at the farmers' market?",
+    "A rectangle has a perimeter of 30 cm and a length of 9 cm. What is its width?",
+    # formulas
+    "What is the value of $x$ if $2x + 3 = 11$?",
+    "Find all real solutions of x^2 - 5x + 6 = 0. Why does the quadratic formula work?",
+    "Let f(x) = 3x + 2. Why is f(f(1)) so large?",
+    # code
+    "def add(a, b):\n    return a + b\n\nWhy does this function return None sometimes?",
+    "I'm getting this error when I run my script:\n```\nTraceback (most recent call last):\n"
+    '  File "main.py", line 3\nTypeError: unsupported operand\n```\nWhat am I doing wrong?',
+    "Why does my loop never end?\nfor (let i = 0; i < n; i--) {\n  total += i;\n}",
+]
+
+
+@pytest.mark.parametrize("turn", EXERCISES)
+def test_code_and_math_exercises_are_not_about_the_user(turn):
+    assert is_exercise(turn)
+    assert candidates(turn) == []
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [
+        "I run 5k three times a week and sleep 7 hours. How can I recover faster?",
+        "Why do some limited-release IPAs lose their flavor faster than others?",
+        "How many cups of coffee a day is too many?",
+        "My commute is 45 minutes each way, so I listen to 2 podcasts a day.",
+        "I moved here in 2019 with my 2 cats; which neighborhoods suit pets best?",
+        "Is it true that walking 10,000 steps a day matters more than how fast I walk?",
+    ],
+)
+def test_talk_with_numbers_is_not_an_exercise(turn):
+    assert not is_exercise(turn)
+    assert candidates(turn)
+
+
+async def test_exercise_padding_leaves_the_memory_unchanged():
+    persona = [
+        "I love hiking in the mountains on weekends.",
+        "I bake sourdough bread every Sunday morning for my neighbours.",
+        "Why do some people find it harder to enjoy browsing bookstores now?",
+    ]
+    padded = [t for pair in zip(persona, EXERCISES, strict=False) for t in pair] + EXERCISES[3:]
+    plain = await agent_for(yes_no(), chunk_tokens=60).build(history(*persona))
+    noisy = await agent_for(yes_no(), chunk_tokens=60).build(history(*padded))
+    assert [ln.text for ln in noisy.state.lines] == [ln.text for ln in plain.state.lines]
+    assert len(noisy.state.lines) == 3
 
 
 # --- 2. a build: verbatim statements, cited ------------------------------------------------------

@@ -4,7 +4,7 @@ Three update strategies share one loop:
 
 * ``select`` (default, built for small local models): the user's own first-person statements
   and questions in the chunk are candidates (deterministic: no editing requests, hypotheticals,
-  boilerplate or text written by someone else). With ``notes`` (default) the model turns each
+  boilerplate, text written by someone else, or code and math exercises). With ``notes`` (default) the model turns each
   statement into a short profile note ("Takes early spin classes; drinks oat lattes") or says
   it reveals nothing, and each question into what the user asked about ("Asked about knee
   pain after long bike rides"), under a JSON schema. A note that is not about the user, copies

@@ -7,7 +7,7 @@ import json
 
 PROMPT_VERSION = "extract-v1"
 SELECT_VERSION = "select-v2"
-NOTES_VERSION = "select-notes-v5"
+NOTES_VERSION = "select-notes-v6"
 
 # The paper's memory-update rules, shortened for small models.
 EXTRACT_SYSTEM = """You write notes about ONE person: the user of a chatbot.

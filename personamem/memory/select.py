@@ -64,10 +64,42 @@ _SIGNAL = re.compile(
 )
 
 
+_SECOND_PERSON = re.compile(r"(?i)\b(?:you|your|yours|yourself|you['’](?:re|ve|d|ll))\b")
+
+
 _FOLLOW_UP = re.compile(
     r"(?i)^(?:you mentioned|could you|can you|would you|will you|yes|no|that makes sense|"
     r"what about|and |but |so |how about|is that|does that|why is that)"
 )
+
+
+# Code and math exercises (the padding of the release's 128k histories, or a user's homework)
+# say nothing about who the user is and would crowd the memory with "Asked about" lines.
+_CODE = re.compile(
+    r"(?m)```|Traceback \(most recent call last\)|^\s*(?:def|class|import|from\s+\S+\s+import|"
+    r"#include|public\s+static|function|const|let|var|return)\b.*[:;{(=]|[;{}]\s*$"
+)
+_MATH = re.compile(
+    r"\$[^$\n]+\$|\\(?:frac|sqrt|cdot|times|int|sum)\b|\\[(\[]|"
+    r"(?<![\w.])\d*[a-z]\s*(?:\^\s*\d|[=<>]\s*-?\d)|\d\s*[-+*/^]\s*\d*[a-z]?\s*=\s*-?\d|"
+    r"\b[a-z]\s*\(\s*[a-z0-9]\s*\)\s*="
+)
+_NUMBER = re.compile(r"(?<![\w.])\$?\d+(?:[.,]\d+)?%?(?![\w.])")
+_QUANTITY_QUESTION = re.compile(
+    r"(?i)\b(?:how (?:many|much|far|long|old)|what (?:is|was) the (?:total|sum|value|area|"
+    r"probability|average|difference|ratio|remainder)|calculate|compute|solve)\b"
+)
+
+
+def is_exercise(text: str) -> bool:
+    """Whether a turn is a code or math exercise rather than the user talking about themself:
+    code (fences, tracebacks, code lines), formulas, or a word problem (numbers and a question,
+    no "I" or "my" anywhere)."""
+    if _CODE.search(text) or _MATH.search(text):
+        return True
+    numbers = len(_NUMBER.findall(text))
+    word_problem = "?" in text and (numbers >= 2 or (numbers and _QUANTITY_QUESTION.search(text)))
+    return word_problem and not _FIRST_PERSON.search(text)
 
 
 def signal(sentence: str) -> float:
@@ -82,13 +114,17 @@ def split_sentences(text: str) -> list[str]:
 def candidates(text: str, *, min_words: int = 5, max_words: int = 60) -> list[str]:
     """First-person statements in a user turn that may reveal something about the user."""
     sentences = split_sentences(text)
-    if not sentences:
+    if not sentences or is_exercise(text):
         return []
     # If the user says the text they paste is someone else's, only their own framing counts.
     if _WRITTEN_BY_OTHER.search(" ".join(sentences[:2])):
         # The pasted text often follows a colon in the same sentence ("Translate this from my
         # colleague: I adore sushi ..."): only what comes before it is the user's.
         sentences = [sentences[0].split(":", 1)[0].strip()]
+    # Text the user pastes to polish (their own email or post): its sentences to the reader
+    # ("I can accommodate a virtual meeting if that works better for your schedule") are
+    # logistics, not the user's profile, unless they carry a preference cue.
+    pasted = bool(_EDIT_REQUEST.search(text))
     out = []
     for s in sentences:
         words = s.split()
@@ -105,6 +141,8 @@ def candidates(text: str, *, min_words: int = 5, max_words: int = 60) -> list[st
         if _EDIT_REQUEST.search(s) and len(words) < 30:
             continue
         if _BOILERPLATE.match(s) and not _SIGNAL.search(s):
+            continue
+        if pasted and _SECOND_PERSON.search(s) and not _SIGNAL.search(s):
             continue
         out.append(s)
     return out

@@ -1,0 +1,79 @@
+"""MCQ accuracy of one answering model from a fixed memory text: a probe that separates the
+writer from the answerer.
+
+    # the memory a bench run wrote, answered by the 1.5B model instead of the default 0.5B
+    python benchmarks/answer_from_memory.py --model local/qwen2.5-1.5b \
+        --memory benchmarks/bench_sample/run/memories/<hash>.md
+    # an oracle memory: the ground-truth preferences of the questions, one per line
+    python benchmarks/answer_from_memory.py --oracle
+
+Answers use the same scorer as ``bench run`` (each option scored as the reply, context-minus-bare
+log-probability), so the numbers compare with ``bench_sample.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from rich.progress import track
+
+from personamem.answer.answerer import Answerer
+from personamem.data import load_release
+from personamem.memory import MemoryState
+from personamem.models import DEFAULT_MODEL, get_model
+
+
+def oracle_memory(preferences: list[str]) -> str:
+    """The distinct ground-truth preferences, one line each, in first-seen order."""
+    return "\n".join(f"- {p.strip()}" for p in dict.fromkeys(p for p in preferences if p.strip()))
+
+
+async def run(args: argparse.Namespace) -> None:
+    items = load_release(args.data).split(args.split)
+    if args.oracle:
+        memory, source = oracle_memory([q.preference for q in items]), "oracle (ground truth)"
+    else:
+        text = Path(args.memory).read_text()
+        text = "\n".join(x for x in text.splitlines() if not x.lstrip().startswith("<!--"))
+        memory = MemoryState.from_text(text).context()
+        source = args.memory
+    answerer = Answerer(get_model(args.model))
+    marks: list[bool] = []
+    t0 = time.perf_counter()
+    for q in track(items, description=f"answering with {args.model}"):
+        a = await answerer.mcq(q.query, [q.correct_answer, *q.incorrect_answers], memory=memory)
+        marks.append(a.choice == 0)
+    n, k = len(marks), sum(marks)
+    print(f"memory: {source} ({len(memory.splitlines())} lines)")
+    print(f"model: {args.model}")
+    print(f"accuracy: {k}/{n} = {k / n:.1%} in {time.perf_counter() - t0:.0f} s")
+    print("per question (1 = correct):", "".join(str(int(m)) for m in marks))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument(
+        "--data",
+        default=os.environ.get("PERSONAMEM_SAMPLE", "/work/shared/data/personamem-v2-sample"),
+        help="PersonaMem-v2 release folder (default: the real sample)",
+    )
+    ap.add_argument("--split", default="benchmark", help="question split (default: benchmark)")
+    ap.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"answering model (default {DEFAULT_MODEL})"
+    )
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--memory", help="a memory file (lines, optional [msg N] citations)")
+    src.add_argument(
+        "--oracle",
+        action="store_true",
+        help="answer from the questions' ground-truth preferences instead",
+    )
+    asyncio.run(run(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
