@@ -22,6 +22,7 @@ from pathlib import Path
 from rich.progress import track
 
 from personamem.answer.answerer import Answerer
+from personamem.bench.modelcache import ScoreCache
 from personamem.data import load_release
 from personamem.memory import MemoryState
 from personamem.models import DEFAULT_MODEL, get_model
@@ -41,9 +42,15 @@ async def run(args: argparse.Namespace) -> None:
         text = "\n".join(x for x in text.splitlines() if not x.lstrip().startswith("<!--"))
         memory = MemoryState.from_text(text).context()
         source = args.memory
-    answerer = Answerer(get_model(args.model))
-    marks: list[bool] = []
+    model = ScoreCache(get_model(args.model))
+    answerer = Answerer(model)
     t0 = time.perf_counter()
+    # The context-free baselines first (ScoreCache keeps them): scored in between the
+    # answers they would evict the memory from the KV cache, and every question re-reads it.
+    for q in track(items, description="baselines"):
+        options = [o.strip() for o in [q.correct_answer, *q.incorrect_answers]]
+        await model.score_continuations(Answerer.messages(q.query), options)
+    marks: list[bool] = []
     for q in track(items, description=f"answering with {args.model}"):
         a = await answerer.mcq(q.query, [q.correct_answer, *q.incorrect_answers], memory=memory)
         marks.append(a.choice == 0)
