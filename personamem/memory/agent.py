@@ -2,17 +2,17 @@
 
 Three update strategies share one loop:
 
-* ``select`` (default, built for small local models): the user's own first-person statements
-  and questions in the chunk are candidates (deterministic: no editing requests, hypotheticals,
-  boilerplate, text written by someone else, or code and math exercises). With ``notes`` (default) the model turns each
-  statement into a short profile note ("Takes early spin classes; drinks oat lattes") or says
-  it reveals nothing, and each question into what the user asked about ("Asked about knee
-  pain after long bike rides"), under a JSON schema. A note that is not about the user, copies
-  an example or shares no content word with its statement is rejected and the statement kept
-  verbatim; an unusable topic drops the question. Repeats are merged; when the user says
-  something changed, the model is asked whether the new line makes an older one out of date;
-  over the cap the weakest, oldest lines go. Every line cites its messages and keeps the
-  user's words.
+* ``select`` (default, built for small local models): the user's own first-person statements and
+  questions in the chunk are candidates (deterministic: no editing requests, hypotheticals,
+  boilerplate, text written by someone else, or code and math exercises). With ``notes``
+  (default) the model turns each statement into a short profile note ("Takes early spin classes;
+  drinks oat lattes") or says it reveals nothing, and each question into what the user asked
+  about ("Asked about knee pain after long bike rides"), under a JSON schema. A note that is not
+  about the user, copies an example or shares no content word with its statement is rejected and
+  the statement kept verbatim; an unusable topic drops the question. Repeats are merged; when
+  the user says something changed, the model is asked whether the new line makes an older one
+  out of date; over the cap the weakest, oldest lines go. Every line cites its messages and
+  keeps the user's words.
 * ``extract``: the chunk is read in short steps; for each step the model lists facts about the
   user as schema-constrained JSON; code merges them into the memory, drops forgotten and
   third-party items, and asks short yes/no questions when a new fact may replace an old one.
