@@ -38,9 +38,7 @@ async def run(args: argparse.Namespace) -> None:
     if args.oracle:
         memory, source = oracle_memory([q.preference for q in items]), "oracle (ground truth)"
     else:
-        text = Path(args.memory).read_text()
-        text = "\n".join(x for x in text.splitlines() if not x.lstrip().startswith("<!--"))
-        memory = MemoryState.from_text(text).context()
+        memory = MemoryState.from_text(Path(args.memory).read_text()).context()
         source = args.memory
     model = ScoreCache(get_model(args.model))
     answerer = Answerer(model)

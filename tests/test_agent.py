@@ -675,6 +675,12 @@ def test_memory_text_round_trip():
     assert MemoryState().text == EMPTY
 
 
+def test_memory_text_skips_comment_lines():
+    # A bench run folder's memory file starts with the history it came from.
+    s = MemoryState.from_text("<!-- data/chat_history_32k/u.json -->\n- Likes jazz [msg 3]\n")
+    assert s.lines == [MemoryLine(text="Likes jazz", sources=[3])]
+
+
 def test_unknown_option_rejected():
     with pytest.raises(TypeError):
         MemoryAgent(ScriptedModel(), bogus=1)

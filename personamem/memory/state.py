@@ -49,12 +49,13 @@ class MemoryState(BaseModel):
 
     @classmethod
     def from_text(cls, text: str) -> MemoryState:
-        """Parse memory text a person edited: one statement per line, optional ``[msg 3, 7]``."""
+        """Parse memory text a person edited: one statement per line, optional ``[msg 3, 7]``;
+        ``<!-- ... -->`` comment lines are skipped."""
         lines: list[MemoryLine] = []
         for raw in text.splitlines():
             s = raw.strip()
-            if not s or s == EMPTY:
-                continue
+            if not s or s == EMPTY or (s.startswith("<!--") and s.endswith("-->")):
+                continue  # blank, the empty marker, or a comment (a run folder's source line)
             s = re.sub(r"^(?:[-*•]|\d+[.)])\s*", "", s)
             sources: list[int] = []
             m = _CITE.search(s)
