@@ -31,9 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from personamem.memory import Memory, MemoryState
+from personamem.memory import MemoryState
 from personamem.memory.state import MemoryLine
-from personamem.memory.store import NewMessage, NewVersion, SQLiteStore
+from personamem.store import Memory, NewMessage, NewVersion, SQLiteStore
 from personamem.models import ScriptedModel
 
 SAMPLE = Path("/work/shared/data/personamem-v2-sample")

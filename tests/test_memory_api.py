@@ -13,16 +13,13 @@ import pytest
 from memory_fakes import chat, echo_model, extract_reply
 
 from personamem.memory import (
-    AsyncMemory,
-    Memory,
-    MemoryBusy,
     MemoryUpdateError,
     PrivacyGuard,
-    UnknownUser,
-    UpdateFailed,
     detect_forget,
+    third_party,
+    written_by_others,
 )
-from personamem.memory.api import third_party, written_by_others
+from personamem.store import AsyncMemory, Memory, MemoryBusy, UnknownUser, UpdateFailed
 from personamem.models import ScriptedModel
 from personamem.models.base import Message
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from memory_fakes import chat, echo_model
 
-from personamem.memory import Memory
-from personamem.memory.store import (
+from personamem.store import (
+    Memory,
     Conflict,
     NewMessage,
     NewVersion,
@@ -170,7 +170,7 @@ CHILD = textwrap.dedent(
     import json, sys
     sys.path.insert(0, {tests!r})
     from memory_fakes import chat, echo_model
-    from personamem.memory import Memory
+    from personamem.store import Memory
     db, mode = sys.argv[1], sys.argv[2]
     if mode == "slow":
         mem = Memory("sqlite:///" + db, model=echo_model(slow=120, signal_file=db + ".signal"),
@@ -342,7 +342,7 @@ WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     from memory_fakes import chat, echo_model
-    from personamem.memory import Memory
+    from personamem.store import Memory
     db, k = sys.argv[1], int(sys.argv[2])
     mem = Memory("sqlite:///" + db, model=echo_model(slow=0.01), strategy="extract",
                  chunk_tokens=40, memory_tokens=100000)

@@ -16,9 +16,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..models import DEFAULT_MEMORY_MODEL, ModelError, WeightsError
-from .agent import MemoryUpdateError
-from .api import Memory, MemoryBusy, UpdateFailed, VersionInfo
-from .store import StoreError, UnknownUser
+from ..memory.agent import MemoryUpdateError
+from .api import Memory
+from .results import MemoryBusy, UpdateFailed, VersionInfo
+from .base import StoreError, UnknownUser
 
 user_app = typer.Typer(
     help="Per-user memories in a durable store: add conversations, read, audit, correct, export.",

@@ -23,26 +23,23 @@ import asyncio
 import contextvars
 import difflib
 import os
-import re
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
-
 from ..answer import Answer, Answerer
+from ..memory import prompts
+from ..memory.agent import ChunkReport, MemoryAgent, MemoryConfig, MemoryUpdateError
+from ..memory.chunking import SEP, Chunk, Piece, split_message
+from ..memory.merge import detect_forget, overlap
+from ..memory.merge import forget_request as agent_forget_request
+from ..memory.ownership import not_the_users
+from ..memory.privacy import PrivacyGuard, Redaction
+from ..memory.state import EMPTY, MemoryLine, MemoryState
 from ..models import DEFAULT_MEMORY_MODEL, Model, ModelError, get_model
-from . import prompts
-from .agent import ChunkReport, MemoryAgent, MemoryConfig, MemoryUpdateError
-from .chunking import SEP, Chunk, Piece, split_message
-from .merge import content_words, detect_forget, overlap
-from .merge import forget_request as agent_forget_request
-from .privacy import PrivacyGuard, Redaction
-from .state import EMPTY, MemoryLine, MemoryState
-from .store import (
+from .base import (
     Conflict,
     NewMessage,
     NewVersion,
@@ -55,6 +52,16 @@ from .store import (
     VersionRecord,
     open_store,
 )
+from .sync import LoopThread, blocking
+from .results import (
+    AddResult,
+    LineSources,
+    LineView,
+    MemoryBusy,
+    UpdateFailed,
+    UserMemory,
+    VersionInfo,
+)
 
 T = TypeVar("T")
 ROLES = ("user", "assistant", "system", "tool")
@@ -62,209 +69,6 @@ FORGET_MATCH = 0.6
 """Word overlap at which a memory line counts as the thing a user asked to forget (as the agent)."""
 
 MessageInput = str | Mapping[str, Any] | Sequence[str | Mapping[str, Any]]
-
-
-class MemoryBusy(TimeoutError):
-    """Another worker held the user's update lease for longer than ``lock_timeout``
-    (from ``add``: the messages are stored and pending; ``.result`` says what was stored)."""
-
-    result: AddResult | None = None
-
-
-class UpdateFailed(MemoryUpdateError):
-    """The messages were stored but an update failed; they stay pending (retry with ``flush``)."""
-
-    def __init__(self, message: str, result: AddResult) -> None:
-        super().__init__(message)
-        self.result = result
-
-
-# --- results -----------------------------------------------------------------------------------
-class LineView(BaseModel):
-    """One line of the memory and the stored messages (per-user ``seq``) that support it."""
-
-    text: str
-    sources: list[int] = Field(default_factory=list)
-
-
-class UserMemory(BaseModel):
-    """A user's current memory."""
-
-    user_id: str
-    version: int
-    text: str
-    lines: list[LineView]
-    forgotten: list[str]
-    tokens: int
-    messages: int
-    pending_messages: int
-    pending_tokens: int
-    updated_at: float | None = None
-
-
-class VersionInfo(Provenance):
-    """One memory version, what produced it, and its diff from the version before."""
-
-    version: int
-    parent: int
-    source: str
-    created_at: float
-    text: str
-    diff: str = ""
-
-    @classmethod
-    def of(cls, rec: VersionRecord, diff: str = "") -> VersionInfo:
-        return cls(**rec.model_dump(exclude={"user_id", "state"}), diff=diff)
-
-
-class AddResult(BaseModel):
-    """What ``add`` stored and the versions it wrote."""
-
-    user_id: str
-    stored: list[int]
-    duplicates: list[str]
-    redactions: int
-    versions: list[VersionInfo]
-    pending_messages: int
-    pending_tokens: int
-
-
-class LineSources(BaseModel):
-    text: str
-    sources: list[StoredMessage]
-
-
-# --- ownership -----------------------------------------------------------------------------------
-_RELATION = (
-    r"(?:best\s+friend|friends?|colleagues?|co-?workers?|boss|manager|wife|husband|partner"
-    r"|girlfriend|boyfriend|fianc[eé]e?|mother|mom|mum|father|dad|sisters?|brothers?|sons?"
-    r"|daughters?|aunt|uncle|cousins?|grandma|grandmother|grandpa|grandfather|niece|nephew"
-    r"|neighbou?rs?|roommates?|flatmates?|clients?|customers?|classmates?|teammates?|mentor"
-    r"|students?|teachers?|kids?|child|children|parents?|coach|doctor|therapist|in-laws?)"
-)
-_THIRD_PARTY_SUBJECT = re.compile(
-    r"(?i)^(?:(?:the\s+)?user'?s\s+|my\s+|his\s+|her\s+|their\s+|a\s+|the\s+|one\s+of\s+"
-    r"(?:the\s+user'?s\s+|my\s+)?)" + _RELATION + r"\b|^(?:he|she|they|his|her|their|him|them)\b"
-)
-_NAMED = re.compile(
-    r"\b(?i:" + _RELATION + r")\s+(?:(?i:named|called)\s+)?([A-Z][a-z]{2,})\b"
-    r"|\b(?:Hi|Hello|Hey|Dear)\s+([A-Z][a-z]{2,})\b"
-    r"|\b(?i:for|from|to)\s+(?:my\s+\w+\s+)?([A-Z][a-z]{2,})(?:'s)?\b"
-)
-_NOT_NAMES = {
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-    "the",
-    "this",
-    "that",
-    "our",
-    "your",
-    "their",
-    "english",
-}
-
-
-def third_party(line: str, chat: str) -> str | None:
-    """Who a memory line is about when that is plainly someone other than the user: a line whose
-    subject is a relation or pronoun ("Her friend ...", "She loves ..."), or a person the chat
-    names as a third party ("my friend Marco", "Hi Sarah", "for Marco") ("Marco loves metal")."""
-    text = line.strip().lstrip("-•* ").strip()
-    m = _THIRD_PARTY_SUBJECT.match(text)
-    if m:
-        return m.group(0)
-    first = re.match(r"([A-Za-z]+)(?:'s)?\b", text)
-    if not first:
-        return None
-    names = {n.lower() for g in _NAMED.findall(chat) for n in g if n} - _NOT_NAMES
-    return first.group(1) if first.group(1).lower() in names else None
-
-
-_SIGNOFF = re.compile(
-    r"(?i:best|best\s+regards|best\s+wishes|thanks|thank\s+you|cheers|regards|kind\s+regards"
-    r"|warm(?:est)?\s+regards|sincerely|love|yours(?:\s+truly)?|all\s+the\s+best|xo+|-+|—)"
-    r"\s*,?\s*\n?\s*([A-Z][a-z]{2,})\W*$"
-)
-_AUTHOR = re.compile(
-    r"\bfrom\s+(?:my\s+)?(?i:" + _RELATION + r")\s+([A-Z][a-z]{2,})\b"
-    r"|\b([A-Z][a-z]{2,})'s\s+(?i:email|e-mail|message|note|letter|text|post|essay|draft|speech"
-    r"|bio|review|reply|answer)\b"
-    r"|\b([A-Z][a-z]{2,})\s+(?:wrote|sent|texted|posted)\b"
-)
-
-
-def written_by_others(text: str, chat: str) -> str:
-    """The part of a user message that someone else wrote: the text the user pastes to have it
-    polished or translated, when the message names its author ("from my colleague Yuki",
-    "Marco's email", or a sign-off "Best, Marco" by a person the chat names as a third party)."""
-    names = {n.lower() for g in _NAMED.findall(chat) for n in g if n} - _NOT_NAMES
-    author = next((n for g in _AUTHOR.findall(text) for n in g if n), None)
-    sign = _SIGNOFF.search(text.strip())
-    if author is None and not (sign and sign.group(1).lower() in names):
-        return ""
-    quoted = re.findall(r"«([^»]{10,})»|\u201c([^\u201d]{10,})\u201d|\"([^\"]{10,})\"", text)
-    if quoted:
-        return " ".join(q for g in quoted for q in g if q)
-    parts = re.split(r"\n\s*\n|:\s*\n", text.strip(), maxsplit=1)
-    return parts[1] if len(parts) == 2 else ""
-
-
-_HYPOTHETICAL = re.compile(
-    r"(?i)^\W*(?:imagine|suppose|pretend|what\s+if|if\s+i\s+(?:were|was|had|lived)|let'?s\s+say"
-    r"|hypothetically|in\s+a\s+world\s+where|say\s+i\s+(?:were|was))\b"
-)
-
-
-def _containment(words: set[str], text: str) -> float:
-    """Share of ``words`` that occur in ``text`` (content words, stemmed)."""
-    return len(words & content_words(text)) / len(words) if words else 0.0
-
-
-def not_the_users(line: str, chunk: Chunk) -> str | None:
-    """Why a memory line is plainly not something the user revealed about themselves, or None.
-
-    Deterministic backstops for the model's ``about`` label: the line's subject is a third party
-    (:func:`third_party`); it comes from a text someone else wrote that the user pasted
-    (:func:`written_by_others`); it copies a sentence of an assistant reply (a translation, a
-    suggestion) that no user message says; or it restates a hypothetical ("Imagine I were a
-    surfer ...") that no other user message supports.
-    """
-    chat = chunk.render()
-    who = third_party(line, chat)
-    if who:
-        return f"about {who!r}, not the user"
-    words = content_words(line)
-    user = [p.content for p in chunk.pieces if p.role == "user"]
-    pasted = [written_by_others(u, chat) for u in user]
-    own = [u.replace(o, " ") if o else u for u, o in zip(user, pasted, strict=True)]
-    said = " ".join(u for u in own if not _HYPOTHETICAL.match(u))
-    others = " ".join(o for o in pasted if o)
-    if others and _containment(words, others) >= 0.8 and _containment(words, said) < 0.5:
-        return "from a text someone else wrote, not about the user"
-    if len(words) >= 5 and _containment(words, said) < 0.5:
-        for p in chunk.pieces:
-            if p.role == "assistant" and _containment(words, p.content) >= 0.8:
-                return "copied from an assistant reply, not said by the user"
-    hypo = " ".join(u for u in user if _HYPOTHETICAL.match(u))
-    if hypo and _containment(words, hypo) >= 0.5 > _containment(words, said):
-        return "from a hypothetical, not the user's situation"
-    return None
 
 
 # --- the agent as the store runs it ------------------------------------------------------------
@@ -1042,18 +846,19 @@ class AsyncMemory:
         return await self._io(self._delete_user, user_id)
 
     async def users(self) -> list[str]:
+        """Every user id in the store."""
         return await self._io(self.store.users)
 
     def close(self) -> None:
         self.store.close()
 
 
-class Memory:
-    """The memory store with plain (blocking) methods; see :class:`AsyncMemory` for the details.
 
-    Model-bound methods (``add``, ``flush``, ``forget``, ``answer``) run on a private event loop
-    thread, so they also work inside a running loop (e.g. a notebook).
-    """
+@blocking(AsyncMemory)
+class Memory:
+    """The memory store with plain (blocking) methods: every coroutine method of
+    :class:`AsyncMemory`, with the same name, arguments and docstring, run on a private
+    event-loop thread (so it also works inside a running loop, e.g. a notebook)."""
 
     def __init__(
         self,
@@ -1064,9 +869,7 @@ class Memory:
         **options: Any,
     ) -> None:
         self.aio = AsyncMemory(store, model, chunk_tokens, memory_tokens, **options)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._loop_lock = threading.Lock()
+        self._loop_thread = LoopThread("personamem-memory")
 
     @property
     def store(self) -> Store:
@@ -1080,81 +883,9 @@ class Memory:
     def agent(self) -> MemoryAgent:
         return self.aio.agent
 
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        with self._loop_lock:
-            if self._loop is None:
-                self._loop = asyncio.new_event_loop()
-                self._thread = threading.Thread(
-                    target=self._loop.run_forever, name="personamem-memory", daemon=True
-                )
-                self._thread.start()
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    def add(self, messages: MessageInput, user_id: str, *, update: bool = True) -> AddResult:
-        """Store messages and update the memory when a full chunk is pending (see AsyncMemory)."""
-        return self._run(self.aio.add(messages, user_id, update=update))
-
-    def flush(self, user_id: str) -> list[VersionInfo]:
-        """Read every pending message into the memory now."""
-        return self._run(self.aio.flush(user_id))
-
-    def get(self, user_id: str) -> UserMemory:
-        """The current memory with its lines, sources and counts."""
-        return self.aio._get(user_id)
-
-    def sources(self, user_id: str) -> list[LineSources]:
-        """Each memory line with the stored messages that support it."""
-        return self.aio._sources(user_id)
-
-    def context(self, user_id: str, max_tokens: int | None = None) -> str:
-        """The memory for a prompt (no citations), newest lines within ``max_tokens``."""
-        return self.aio._context(user_id, max_tokens)
-
-    def answer(
-        self,
-        user_id: str,
-        query: str,
-        options: list[str] | None = None,
-        *,
-        max_tokens: int | None = None,
-    ) -> Answer:
-        """Answer ``query`` from the memory (MCQ when ``options`` are given)."""
-        return self._run(self.aio.answer(user_id, query, options, max_tokens=max_tokens))
-
-    def history(self, user_id: str) -> list[VersionInfo]:
-        """Every version with what produced it and a diff from its parent."""
-        return self.aio._history(user_id)
-
-    def edit(self, user_id: str, text: str) -> VersionInfo:
-        """Store a person's corrected memory text as a new version."""
-        return self.aio._edit(user_id, text)
-
-    def forget(self, user_id: str, what: str) -> VersionInfo:
-        """Remove ``what`` from the memory and keep it out of later updates."""
-        return self._run(self.aio.forget(user_id, what))
-
-    def undo(self, user_id: str, version: int | None = None) -> VersionInfo:
-        """Restore the previous version (or ``version``) as a new version."""
-        return self.aio._undo(user_id, version)
-
-    def export(self, user_id: str) -> dict[str, Any]:
-        """Everything stored about the user as JSON-ready data."""
-        return self.aio._export(user_id)
-
-    def delete_user(self, user_id: str) -> dict[str, int]:
-        """Delete everything stored about the user."""
-        return self.aio._delete_user(user_id)
-
-    def users(self) -> list[str]:
-        return self.store.users()
-
     def close(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._loop.close()
-            self._loop = None
+        """Stop the loop thread and release the store's connections."""
+        self._loop_thread.stop()
         self.aio.close()
 
     def __enter__(self) -> Memory:
@@ -1176,7 +907,4 @@ __all__ = [
     "UserMemory",
     "VersionInfo",
     "detect_forget",
-    "not_the_users",
-    "third_party",
-    "written_by_others",
 ]

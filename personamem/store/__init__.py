@@ -1,0 +1,57 @@
+"""Memory as a product: a durable, versioned memory per user over the memory agent.
+
+``Memory`` (blocking) and ``AsyncMemory`` (coroutines) store messages, run the agent of
+:mod:`personamem.memory` over the pending ones, and keep every version, its provenance, forget
+requests and the redaction log in a :class:`Store` (SQLite: :class:`SQLiteStore`).
+"""
+
+from .api import AsyncMemory, Memory
+from .base import (
+    SCHEMA_VERSION,
+    Conflict,
+    NewMessage,
+    NewVersion,
+    RedactionRecord,
+    Store,
+    StoredMessage,
+    StoreError,
+    UnknownUser,
+    UserInfo,
+    VersionRecord,
+    open_store,
+)
+from .results import (
+    AddResult,
+    LineSources,
+    LineView,
+    MemoryBusy,
+    UpdateFailed,
+    UserMemory,
+    VersionInfo,
+)
+from .sqlite import SQLiteStore
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AddResult",
+    "AsyncMemory",
+    "Conflict",
+    "LineSources",
+    "LineView",
+    "Memory",
+    "MemoryBusy",
+    "NewMessage",
+    "NewVersion",
+    "RedactionRecord",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "StoredMessage",
+    "UnknownUser",
+    "UpdateFailed",
+    "UserInfo",
+    "UserMemory",
+    "VersionInfo",
+    "VersionRecord",
+    "open_store",
+]
