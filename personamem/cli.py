@@ -16,8 +16,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from .bench.cli import bench_app
-from .store.cli import user_app
 from .models import DEFAULT_MEMORY_MODEL, DEFAULT_MODEL, ModelError, WeightsError, get_model
+from .store.cli import user_app
 
 app = typer.Typer(
     help="personamem: learn who a user is from long chat histories and personalize answers.",

@@ -19,9 +19,9 @@ from personamem.memory import (
     third_party,
     written_by_others,
 )
-from personamem.store import AsyncMemory, Memory, MemoryBusy, UnknownUser, UpdateFailed
 from personamem.models import ScriptedModel
 from personamem.models.base import Message
+from personamem.store import AsyncMemory, Memory, MemoryBusy, UnknownUser, UpdateFailed
 
 
 @pytest.fixture

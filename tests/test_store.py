@@ -17,8 +17,8 @@ import pytest
 from memory_fakes import chat, echo_model
 
 from personamem.store import (
-    Memory,
     Conflict,
+    Memory,
     NewMessage,
     NewVersion,
     SQLiteStore,

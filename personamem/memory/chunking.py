@@ -11,7 +11,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..models.base import Message
+from ..data.render import render_message
+from ..models.base import Message, longest_prefix
 
 SEP = "\n\n"
 
@@ -27,8 +28,9 @@ class Piece:
     parts: int = 1
 
     def render(self) -> str:
-        tag = self.role if self.parts == 1 else f"{self.role} (part {self.part}/{self.parts})"
-        return f"[{self.index}] {tag}: {self.content.strip()}"
+        return render_message(
+            self.index, {"role": self.role, "content": self.content}, self.part, self.parts
+        )
 
 
 @dataclass
@@ -81,14 +83,8 @@ def split_message(
         if count(rest) <= budget:
             parts.append(rest)
             break
-        # Longest prefix under budget by binary search on characters ...
-        lo, hi = 1, len(rest)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if count(rest[:mid]) <= budget:
-                lo = mid
-            else:
-                hi = mid - 1
+        # Longest prefix under budget ...
+        lo = max(1, len(longest_prefix(rest, count, budget)))
         # ... then back off to the best natural boundary in its last half.
         cut = lo
         for kind in (r"\n\s*\n", r"[.!?][\"')\]]?\s+", r"\s+"):
@@ -114,11 +110,16 @@ def chunk_messages(
     *,
     start: int = 0,
     include_system: bool = False,
+    first_number: int = 0,
+    skip_parts: int = 0,
 ) -> list[Chunk]:
     """Greedy chunking: add whole messages while the rendered chunk stays within ``chunk_tokens``.
 
     ``count`` is the model's exact token counter; ``start`` is the history index of
-    ``messages[0]``. System messages are skipped unless ``include_system``.
+    ``messages[0]``; chunks are numbered from ``first_number``; the first ``skip_parts`` parts
+    of ``messages[0]`` are left out (already read). System messages are skipped unless
+    ``include_system``. Greedy chunking is prefix-stable: every chunk but the last is the same
+    whatever messages follow, so a store can read a history as it arrives.
     """
     if chunk_tokens < 16:
         raise ValueError("chunk_tokens must be at least 16")
@@ -128,7 +129,8 @@ def chunk_messages(
             continue
         if not m["content"].strip():
             continue
-        pieces.extend(split_message(start + i, m, count, chunk_tokens))
+        parts = split_message(start + i, m, count, chunk_tokens)
+        pieces.extend(parts[skip_parts:] if i == 0 else parts)
     chunks: list[Chunk] = []
     current: list[Piece] = []
     current_tokens = 0
@@ -139,9 +141,9 @@ def chunk_messages(
                 current.append(p)
                 current_tokens = candidate
                 continue
-            chunks.append(Chunk(len(chunks), current, current_tokens))
+            chunks.append(Chunk(first_number + len(chunks), current, current_tokens))
         current = [p]
         current_tokens = count(p.render())
     if current:
-        chunks.append(Chunk(len(chunks), current, current_tokens))
+        chunks.append(Chunk(first_number + len(chunks), current, current_tokens))
     return chunks

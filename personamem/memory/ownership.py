@@ -11,6 +11,7 @@ import re
 
 from .chunking import Chunk
 from .merge import content_words
+from .select import HYPOTHETICAL
 
 # --- ownership -----------------------------------------------------------------------------------
 _RELATION = (
@@ -103,12 +104,6 @@ def written_by_others(text: str, chat: str) -> str:
     return parts[1] if len(parts) == 2 else ""
 
 
-_HYPOTHETICAL = re.compile(
-    r"(?i)^\W*(?:imagine|suppose|pretend|what\s+if|if\s+i\s+(?:were|was|had|lived)|let'?s\s+say"
-    r"|hypothetically|in\s+a\s+world\s+where|say\s+i\s+(?:were|was))\b"
-)
-
-
 def _containment(words: set[str], text: str) -> float:
     """Share of ``words`` that occur in ``text`` (content words, stemmed)."""
     return len(words & content_words(text)) / len(words) if words else 0.0
@@ -131,7 +126,7 @@ def not_the_users(line: str, chunk: Chunk) -> str | None:
     user = [p.content for p in chunk.pieces if p.role == "user"]
     pasted = [written_by_others(u, chat) for u in user]
     own = [u.replace(o, " ") if o else u for u, o in zip(user, pasted, strict=True)]
-    said = " ".join(u for u in own if not _HYPOTHETICAL.match(u))
+    said = " ".join(u for u in own if not HYPOTHETICAL.match(u))
     others = " ".join(o for o in pasted if o)
     if others and _containment(words, others) >= 0.8 and _containment(words, said) < 0.5:
         return "from a text someone else wrote, not about the user"
@@ -139,11 +134,10 @@ def not_the_users(line: str, chunk: Chunk) -> str | None:
         for p in chunk.pieces:
             if p.role == "assistant" and _containment(words, p.content) >= 0.8:
                 return "copied from an assistant reply, not said by the user"
-    hypo = " ".join(u for u in user if _HYPOTHETICAL.match(u))
+    hypo = " ".join(u for u in user if HYPOTHETICAL.match(u))
     if hypo and _containment(words, hypo) >= 0.5 > _containment(words, said):
         return "from a hypothetical, not the user's situation"
     return None
-
 
 
 __all__ = ["not_the_users", "third_party", "written_by_others"]

@@ -220,8 +220,6 @@ class Store(ABC):
         """Release connections."""
 
 
-
-
 def open_store(url: str | Store | Path) -> Store:
     """A store from a URL: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or a file path.
 

@@ -15,11 +15,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..models import DEFAULT_MEMORY_MODEL, ModelError, WeightsError
 from ..memory.agent import MemoryUpdateError
+from ..models import DEFAULT_MEMORY_MODEL, ModelError, WeightsError
 from .api import Memory
-from .results import MemoryBusy, UpdateFailed, VersionInfo
 from .base import StoreError, UnknownUser
+from .results import MemoryBusy, UpdateFailed, VersionInfo
 
 user_app = typer.Typer(
     help="Per-user memories in a durable store: add conversations, read, audit, correct, export.",

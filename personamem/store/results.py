@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 from ..memory.agent import MemoryUpdateError
 from .base import Provenance, StoredMessage, VersionRecord
 
+
 class LineView(BaseModel):
     """One line of the memory and the stored messages (per-user ``seq``) that support it."""
 
@@ -59,7 +60,6 @@ class AddResult(BaseModel):
 class LineSources(BaseModel):
     text: str
     sources: list[StoredMessage]
-
 
 
 class MemoryBusy(TimeoutError):
