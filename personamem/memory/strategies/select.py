@@ -12,7 +12,7 @@ import json
 import re
 from typing import TYPE_CHECKING
 
-from ...models.base import Message, ModelError
+from ...models.base import Message
 from .. import prompts
 from ..chunking import Piece
 from ..merge import content_words, cut_at_phrase, forget_request
@@ -76,12 +76,10 @@ async def _short_reply(
     """The one string field of a schema-constrained reply, whitespace collapsed and, when it
     ran to the schema's length limit, cut back to its last whole phrase; None when the reply is
     broken or nothing is left. A model error (:class:`ModelError`) propagates."""
+    g = await agent.model.generate(msgs, max_tokens=max_tokens, temperature=0.0, json_schema=schema)
     try:
-        g = await agent.model.generate(
-            msgs, max_tokens=max_tokens, temperature=0.0, json_schema=schema
-        )
         data = json.loads(g.text)
-    except (ModelError, json.JSONDecodeError):
+    except json.JSONDecodeError:
         return None
     text = data.get(key) if isinstance(data, dict) else None
     if not isinstance(text, str):
