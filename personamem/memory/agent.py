@@ -131,13 +131,13 @@ class MemoryAgent:
         start: int = 0,
         *,
         first_number: int = 0,
-        skip_parts: int = 0,
+        skip_chars: int = 0,
     ) -> list[Chunk]:
         """The history split into chunks of at most ``chunk_tokens`` tokens (model tokenizer).
 
         ``start`` is the history index of ``messages[0]``, ``first_number`` the number of the
-        first chunk and ``skip_parts`` how many parts of ``messages[0]`` were already read (a
-        store resuming inside a long message). Secrets are redacted from whole messages first,
+        first chunk and ``skip_chars`` how many characters of ``messages[0]`` were already read
+        (a store resuming inside a long message). Secrets are redacted from whole messages first,
         so a secret is never split across two pieces where the detectors could miss it."""
         guard = self.config.privacy
         found: dict[int, list[dict[str, object]]] = {}
@@ -153,7 +153,7 @@ class MemoryAgent:
             self.config.chunk_tokens,
             start=start,
             first_number=first_number,
-            skip_parts=skip_parts,
+            skip_chars=skip_chars,
         )
         seen: set[int] = set()
         for c in chunks:

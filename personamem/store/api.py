@@ -122,7 +122,7 @@ class AsyncMemory(StoreCore):
                         for i, chunk in enumerate(todo):
                             if i + 1 < len(chunks):
                                 nxt = chunks[i + 1].pieces[0]
-                                new_cursor = (nxt.index, nxt.part - 1)
+                                new_cursor = (nxt.index, nxt.start)
                             else:
                                 new_cursor = (info.messages, 0)
                             state, rec = await self._update_one(
@@ -193,7 +193,10 @@ class AsyncMemory(StoreCore):
             seconds=time.perf_counter() - t0,
             note=f"chunk {chunk.number}: messages {chunk.message_ids[0]}-{chunk.message_ids[-1]}",
             warnings=warnings,
-            report=self._report(report),
+            report={
+                **self._report(report),
+                "read": [[p.index, p.start, p.end] for p in chunk.pieces],
+            },
         )
         rec = await self._io(
             self.store.commit_version,

@@ -76,7 +76,8 @@ class UserInfo(BaseModel):
     cursor: int
     """First message not (completely) read into the memory: messages >= cursor are pending."""
     cursor_part: int = 0
-    """Parts of message ``cursor`` already read (a message longer than a chunk is read in parts)."""
+    """Characters of message ``cursor`` (of its stripped text) already read: a message longer
+    than a chunk is read in parts. Independent of chunk size and tokenizer."""
     head: int
 
 
@@ -220,6 +221,45 @@ class Store(ABC):
         """Release connections."""
 
 
+def unread_problems(
+    user_id: str,
+    messages: Iterable[tuple[int, str, str]],
+    reads: Iterable[tuple[list[int], dict[str, Any]]],
+    cursor: Cursor,
+) -> list[str]:
+    """Text the cursor has passed that no update read: ``messages`` are (seq, role, content),
+    ``reads`` each update version's (message_ids, report); its report's ``read`` lists
+    ``[seq, start, end]`` character ranges (versions without it read their messages whole).
+    System and empty messages are never read, so never missing."""
+    whole: set[int] = set()
+    ranges: dict[int, list[tuple[int, int]]] = {}
+    for ids, report in reads:
+        if "read" in report:
+            for seq, start, end in report["read"]:
+                ranges.setdefault(seq, []).append((start, end))
+        else:
+            whole.update(ids)
+    problems: list[str] = []
+    for seq, role, content in messages:
+        text = content.strip()
+        upto = len(text) if seq < cursor[0] else cursor[1] if seq == cursor[0] else 0
+        if role == "system" or not text or not upto or seq in whole:
+            continue
+        pos, gaps = 0, []
+        for start, end in sorted(ranges.get(seq, [])):
+            if start > pos and text[pos : min(start, upto)].strip():
+                gaps.append((pos, min(start, upto)))
+            pos = max(pos, end)
+        if pos < upto and text[pos:upto].strip():
+            gaps.append((pos, upto))
+        if gaps and gaps == [(0, upto)]:
+            problems.append(f"{user_id}: message {seq} was never read into the memory")
+        elif gaps:
+            where = ", ".join(f"{a}-{b}" for a, b in gaps)
+            problems.append(f"{user_id}: characters {where} of message {seq} were never read")
+    return problems
+
+
 def open_store(url: str | Store | Path) -> Store:
     """A store from a URL: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or a file path.
 
@@ -260,4 +300,5 @@ __all__ = [
     "UserInfo",
     "VersionRecord",
     "open_store",
+    "unread_problems",
 ]

@@ -439,7 +439,7 @@ class StoreCore:
             [{"role": m.role, "content": m.content} for m in pending],
             start=info.cursor,
             first_number=state.chunks_done,
-            skip_parts=info.cursor_part,
+            skip_chars=info.cursor_part,
         )
 
 

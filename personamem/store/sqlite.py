@@ -26,6 +26,7 @@ from .base import (
     UnknownUser,
     UserInfo,
     VersionRecord,
+    unread_problems,
 )
 
 # --- SQLite ----------------------------------------------------------------------------------
@@ -594,14 +595,14 @@ class SQLiteStore(Store):
                 ):
                     problems.append(f"{uid}: head v{u['head']} missing")
                 consumed = conn.execute(
-                    "SELECT message_ids FROM versions WHERE user_id = ? AND source = 'update'"
-                    " ORDER BY version",
+                    "SELECT message_ids, report FROM versions WHERE user_id = ?"
+                    " AND source = 'update' ORDER BY version",
                     (uid,),
                 ).fetchall()
                 # Updates read messages in order; consecutive chunks share at most the one
                 # message a chunk boundary split.
                 last = -1
-                for (ids,) in consumed:
+                for ids, _ in consumed:
                     got = json.loads(ids)
                     if got and got[0] < last:
                         problems.append(f"{uid}: message {got[0]} was read into the memory twice")
@@ -609,6 +610,16 @@ class SQLiteStore(Store):
                 done = u["cursor"] if u["cursor_part"] == 0 else u["cursor"] + 1
                 if last >= done:
                     problems.append(f"{uid}: a version read message {last} beyond the cursor")
+                msgs = conn.execute(
+                    "SELECT seq, role, content FROM messages WHERE user_id = ? ORDER BY seq",
+                    (uid,),
+                ).fetchall()
+                problems += unread_problems(
+                    uid,
+                    [tuple(m) for m in msgs],
+                    [(json.loads(ids), json.loads(rep)) for ids, rep in consumed],
+                    (u["cursor"], u["cursor_part"]),
+                )
                 for (state,) in conn.execute(
                     "SELECT state FROM versions WHERE user_id = ?", (uid,)
                 ).fetchall():
