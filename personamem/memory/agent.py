@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from ..models.base import Message, Model, ModelError
 from . import prompts
-from .cap import hold_cap
+from .cap import drop_weakest, hold_cap
 from .chunking import Chunk, Piece, chunk_messages
 from .config import MemoryConfig
 from .merge import FORGET_MATCH, announces_change, content_words, overlap
@@ -256,6 +256,8 @@ class MemoryAgent:
                 line.text = cleaned
                 report.redactions += [r.as_dict() for r in found]
         new.lines = [ln for ln in new.lines if content_words(_REDACTED.sub(" ", ln.text))]
+        if new.lines and self.count(new.text) > self.config.memory_tokens:
+            new = drop_weakest(self, new, self.count(new.text), report)  # redaction grew it
         new.chunks_done = state.chunks_done + 1
         new.next_message = max(chunk.message_ids, default=state.next_message - 1) + 1
         new.tokens = self.count(new.text) if new.lines else 0

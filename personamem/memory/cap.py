@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..models.base import Message
 from . import prompts
-from .merge import salvage_json
+from .merge import cut_at_phrase, salvage_json
 from .state import MemoryState
 
 if TYPE_CHECKING:
@@ -36,7 +36,9 @@ async def hold_cap(
     schema = prompts.compress_schema(max(4, len(new.lines)))
     g = await agent.model.generate(msgs, max_tokens=cap + 64, json_schema=schema, temperature=0.0)
     notes = salvage_json(g.text, "notes") or []
-    compressed = MemoryState.from_text("\n".join(n for n in notes if isinstance(n, str)))
+    limit = schema["properties"]["notes"]["items"]["maxLength"]
+    notes = [cut_at_phrase(" ".join(n.split()), limit) for n in notes if isinstance(n, str)]
+    compressed = MemoryState.from_text("\n".join(n for n in notes if n))
     ok_ids = {i for ln in new.lines for i in ln.sources}
     for ln in compressed.lines:
         ln.sources = [i for i in ln.sources if i in ok_ids]

@@ -32,6 +32,7 @@ from .base import (
 from .results import (
     LineSources,
     LineView,
+    OverCap,
     UserMemory,
     VersionInfo,
 )
@@ -344,6 +345,11 @@ class StoreCore:
             ]
             new.warnings = []
             new, warnings = self._finalize(user_id, new)
+            if new.tokens > self.memory_tokens:
+                raise OverCap(
+                    f"{user_id}: the edited memory has {new.tokens} tokens, over the cap of "
+                    f"{self.memory_tokens}; shorten it (nothing was changed)"
+                )
             return NewVersion(
                 source="edit",
                 state=new.model_dump_json(),

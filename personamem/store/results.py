@@ -69,6 +69,10 @@ class MemoryBusy(TimeoutError):
     result: AddResult | None = None
 
 
+class OverCap(ValueError):
+    """A memory a person wrote (``edit``) is over the token cap; nothing was changed."""
+
+
 class UpdateFailed(MemoryUpdateError):
     """The messages were stored but an update failed; they stay pending (retry with ``flush``)."""
 
@@ -82,6 +86,7 @@ __all__ = [
     "LineSources",
     "LineView",
     "MemoryBusy",
+    "OverCap",
     "UpdateFailed",
     "UserMemory",
     "VersionInfo",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ...models.base import Message
 from .. import prompts
 from ..chunking import Piece
-from ..merge import forget_request, salvage_json
+from ..merge import cut_at_phrase, forget_request, salvage_json
 from ..state import MemoryState
 
 if TYPE_CHECKING:
@@ -77,7 +77,8 @@ async def update(
                 continue
             if f.get("about", "user") != "user":
                 continue
-            text = " ".join(f["fact"].split()).strip(" -•")
+            limit = schema["properties"]["facts"]["items"]["properties"]["fact"]["maxLength"]
+            text = cut_at_phrase(" ".join(f["fact"].split()), limit).strip(" -•,;")
             if len(text) < 8:
                 continue
             ids = [i for i in f.get("messages", []) if isinstance(i, int) and i in valid_ids]
