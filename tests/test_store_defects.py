@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from memory_fakes import echo_model, word
+from memory_fakes import echo_model, extract_reply, word
 
 from personamem.memory import MemoryAgent, MemoryState, chunk_messages, prompts
 from personamem.models import ScriptedModel
@@ -120,3 +120,58 @@ def test_redaction_after_the_cap_cannot_push_the_memory_over_it() -> None:
     assert "4111111111111111" not in state.text and "[REDACTED" in state.text
     assert state.tokens == model.count_tokens(state.text) <= cap
     assert any("over the cap" in w for w in report.warnings)
+
+
+# --- forget holds everywhere ------------------------------------------------------------------
+def recording_model() -> tuple[ScriptedModel, list[str]]:
+    """The echo extractor that also records every prompt it is given."""
+    seen: list[str] = []
+
+    def reply(messages: list[Message]) -> str:
+        seen.append("\n".join(m["content"] for m in messages))
+        if "Chat:" in messages[-1]["content"] or "forget" in messages[-1]["content"]:
+            return extract_reply(messages)
+        return "A"
+
+    return ScriptedModel(default=reply), seen
+
+
+def test_a_forgotten_preference_does_not_come_back_through_any_read_path(tmp_path: Path) -> None:
+    model, prompts_seen = recording_model()
+    with Memory(f"sqlite:///{tmp_path / 'm.db'}", model, 200, 500, strategy="extract") as mem:
+        mem.add(
+            [
+                {"role": "user", "content": "I play jazz piano at a small bar. I also hike."},
+                {"role": "assistant", "content": "Jazz piano and hiking, lovely."},
+                {"role": "user", "content": "I love hiking in the Alps every summer."},
+            ],
+            user_id="u",
+        )
+        mem.flush("u")
+        assert "jazz piano" in mem.get("u").text.lower()
+        mem.forget("u", "that I play jazz piano")
+        prompts_seen.clear()
+        context = mem.context("u")
+        mem.answer("u", "What music should I play tonight?", options=["Jazz", "Rock"])
+        reads = {
+            "memory": mem.get("u").text,
+            "context": context,
+            "sources": json.dumps([s.model_dump() for s in mem.sources("u")]),
+            "history": json.dumps(
+                [v.model_dump(exclude={"note"}) for v in mem.history("u")], default=str
+            ),
+            "export": json.dumps(_without(mem.export("u"), {"forgotten", "note"}), default=str),
+            "answer prompts": "\n".join(p for p in prompts_seen if "What music" in p),
+        }
+    for where, text in reads.items():
+        assert "jazz piano" not in text.lower(), f"the forgotten preference is back in {where}"
+    assert "hik" in reads["export"].lower()  # the rest is still there
+    assert "[forgotten]" in reads["export"]
+
+
+def _without(obj: object, keys: set[str]) -> object:
+    if isinstance(obj, dict):
+        return {k: _without(v, keys) for k, v in obj.items() if k not in keys}
+    if isinstance(obj, list):
+        return [_without(x, keys) for x in obj]
+    return obj

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from ..memory.agent import MemoryAgent, MemoryConfig
 from ..memory.chunking import Chunk
+from ..memory.forget import scrub, scrub_tree
 from ..memory.merge import FORGET_MATCH, overlap
 from ..memory.privacy import PrivacyGuard, Redaction
 from ..memory.state import EMPTY, MemoryLine, MemoryState
@@ -75,6 +76,10 @@ def _diff(old: str, new: str, a: str, b: str) -> str:
 
 def _state(rec: VersionRecord | None) -> MemoryState:
     return MemoryState.model_validate_json(rec.state) if rec else MemoryState()
+
+
+_KEEP = frozenset({"forgotten", "note", "lifted_forgets", "forget_requests"})
+"""Fields that name what was forgotten on purpose (the user's requests), never scrubbed."""
 
 
 def _dedupe(items: Iterable[str]) -> list[str]:
@@ -202,6 +207,8 @@ class StoreCore:
             state = _state(self.store.head(user_id))
             cited = {i for ln in state.lines for i in ln.sources}
             msgs = {m.seq: m for m in self.store.messages(user_id, seqs=cited)}
+        for m in msgs.values():
+            m.content = scrub(m.content, state.forgotten)
         return [
             LineSources(text=ln.text, sources=[msgs[i] for i in ln.sources if i in msgs])
             for ln in state.lines
@@ -225,17 +232,19 @@ class StoreCore:
         return MemoryState(lines=kept[::-1]).context() if kept else EMPTY
 
     def _history(self, user_id: str) -> list[VersionInfo]:
+        """Every version; what the user asked to forget (now) is masked in texts and diffs."""
         with self.store.consistent():
-            self._info(user_id)
+            info = self._info(user_id)
             records = self.store.versions(user_id)
+        head = next((r for r in records if r.version == info.head), None)
+        forgotten = _state(head).forgotten
         out: list[VersionInfo] = []
         texts: dict[int, str] = {0: EMPTY}
         for rec in records:
             base = texts.get(rec.parent, EMPTY)
-            out.append(
-                VersionInfo.of(rec, _diff(base, rec.text, f"v{rec.parent}", f"v{rec.version}"))
-            )
+            v = VersionInfo.of(rec, _diff(base, rec.text, f"v{rec.parent}", f"v{rec.version}"))
             texts[rec.version] = rec.text
+            out.append(VersionInfo.model_validate(scrub_tree(v.model_dump(), forgotten, _KEEP)))
         return out
 
     def _export(self, user_id: str) -> dict[str, Any]:
@@ -248,7 +257,7 @@ class StoreCore:
         head = next((v for v in versions if v.version == info.head), None)
         state = _state(head)
         history = {v.version: v for v in self._history(user_id)}
-        return {
+        export = {
             "format": "personamem-user-export/1",
             "exported_at": time.time(),
             "store": self.store.url,
@@ -271,6 +280,8 @@ class StoreCore:
             "redactions": [r.model_dump() for r in self.store.redactions(user_id)],
             "privacy": {"kinds": list(self.privacy.kinds), "enabled": self.privacy.enabled},
         }
+        # What the user asked to forget stays out of everything handed out, not only the memory.
+        return scrub_tree(export, state.forgotten, _KEEP)
 
     def _finalize(
         self, user_id: str, state: MemoryState, *, drop_forgotten: Iterable[str] = ()
