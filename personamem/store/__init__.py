@@ -22,6 +22,7 @@ from .base import (
 )
 from .results import (
     AddResult,
+    LeaseLost,
     LineSources,
     LineView,
     MemoryBusy,
@@ -37,6 +38,7 @@ __all__ = [
     "AddResult",
     "AsyncMemory",
     "Conflict",
+    "LeaseLost",
     "LineSources",
     "LineView",
     "Memory",

@@ -24,7 +24,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from ..answer import Answer, Answerer
@@ -35,7 +36,15 @@ from ..memory.state import EMPTY, MemoryState
 from ..models import DEFAULT_MEMORY_MODEL, Model, ModelError
 from .base import Conflict, NewVersion, RedactionRecord, Store, UnknownUser, VersionRecord
 from .core import _REDACTIONS, MessageInput, StoreCore, _diff, _state
-from .results import AddResult, LineSources, MemoryBusy, UpdateFailed, UserMemory, VersionInfo
+from .results import (
+    AddResult,
+    LeaseLost,
+    LineSources,
+    MemoryBusy,
+    UpdateFailed,
+    UserMemory,
+    VersionInfo,
+)
 from .sync import LoopThread, blocking
 
 T = TypeVar("T")
@@ -59,7 +68,7 @@ class AsyncMemory(StoreCore):
         """Store messages (a message ``id`` seen before is skipped) and update the memory when a
         full chunk of new tokens is pending. Raises :class:`UpdateFailed` (with ``.result``) if
         the model fails: the messages are stored and stay pending."""
-        prepared = self._prepare(messages)
+        prepared = await self._io(self._prepare, messages)  # redaction, token counts
         seqs, dups = await self._io(self.store.add_messages, user_id, prepared)
         result = AddResult(
             user_id=user_id,
@@ -92,54 +101,67 @@ class AsyncMemory(StoreCore):
         await self._io(self._info, user_id)
         return await self._run_updates(user_id, flush=True)
 
-    async def _run_updates(self, user_id: str, flush: bool) -> list[VersionInfo]:
-        lock = self._locks.setdefault(user_id, asyncio.Lock())
-        made: list[VersionInfo] = []
-        async with lock:
+    @asynccontextmanager
+    async def _leased(self, user_id: str) -> AsyncIterator[str]:
+        """Hold the user's update lease (this process's lock, then the store's lease) for every
+        write of the memory: updates, forget, edit and undo. Yields the lease owner."""
+        async with self._locks.setdefault(user_id, asyncio.Lock()):
             owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
             await self._acquire(user_id, owner)
             try:
-                conflicts = 0
-                while True:
-                    try:
-                        info, head, pending = await self._io(self.store.snapshot, user_id)
-                    except UnknownUser:
-                        return made  # deleted meanwhile
-                    state = _state(head)
-                    chunks = await self._io(self._pending_chunks, pending, info, state)
-                    todo = chunks if flush else chunks[:-1]
-                    if not todo:
-                        if flush and not chunks and pending:  # only system or empty messages
-                            await self._io(
-                                self.store.advance_cursor,
-                                user_id,
-                                expect_cursor=(info.cursor, info.cursor_part),
-                                new_cursor=(info.messages, 0),
-                            )
-                        return made
-                    head_v, cursor = info.head, (info.cursor, info.cursor_part)
-                    try:
-                        for i, chunk in enumerate(todo):
-                            if i + 1 < len(chunks):
-                                nxt = chunks[i + 1].pieces[0]
-                                new_cursor = (nxt.index, nxt.start)
-                            else:
-                                new_cursor = (info.messages, 0)
-                            state, rec = await self._update_one(
-                                user_id, state, chunk, head_v, cursor, new_cursor
-                            )
-                            made.append(self._info_of(rec, head))
-                            head, head_v, cursor = rec, rec.version, new_cursor
-                            await self._io(self.store.renew, user_id, owner, self.lease_seconds)
-                    except Conflict:
-                        conflicts += 1
-                        if conflicts > 10:
-                            raise
-                        continue
-                    except UnknownUser:
-                        return made
+                yield owner
             finally:
                 await self._io(self.store.release, user_id, owner)
+
+    async def _renew(self, user_id: str, owner: str) -> None:
+        """Extend the lease before a commit; :class:`LeaseLost` if another worker took it."""
+        if not await self._io(self.store.renew, user_id, owner, self.lease_seconds):
+            raise LeaseLost(
+                f"{user_id}: lost the update lease (held longer than {self.lease_seconds:.0f}s, "
+                "and another worker took over); nothing more was committed"
+            )
+
+    async def _run_updates(self, user_id: str, flush: bool) -> list[VersionInfo]:
+        made: list[VersionInfo] = []
+        conflicts = 0
+        async with self._leased(user_id) as owner:
+            while True:
+                try:
+                    info, head, pending = await self._io(self.store.snapshot, user_id)
+                except UnknownUser:
+                    return made  # deleted meanwhile
+                state = _state(head)
+                chunks = await self._io(self._pending_chunks, pending, info, state)
+                todo = chunks if flush else chunks[:-1]
+                if not todo:
+                    if flush and not chunks and pending:  # only system or empty messages
+                        await self._io(
+                            self.store.advance_cursor,
+                            user_id,
+                            expect_cursor=(info.cursor, info.cursor_part),
+                            new_cursor=(info.messages, 0),
+                        )
+                    return made
+                head_v, cursor = info.head, (info.cursor, info.cursor_part)
+                try:
+                    for i, chunk in enumerate(todo):
+                        if i + 1 < len(chunks):
+                            nxt = chunks[i + 1].pieces[0]
+                            new_cursor = (nxt.index, nxt.start)
+                        else:
+                            new_cursor = (info.messages, 0)
+                        state, rec = await self._update_one(
+                            user_id, owner, state, chunk, head_v, cursor, new_cursor
+                        )
+                        made.append(self._info_of(rec, head))
+                        head, head_v, cursor = rec, rec.version, new_cursor
+                except Conflict:
+                    conflicts += 1
+                    if conflicts > 10:
+                        raise
+                    continue
+                except UnknownUser:
+                    return made
 
     @staticmethod
     def _info_of(rec: VersionRecord, parent: VersionRecord | None) -> VersionInfo:
@@ -161,6 +183,7 @@ class AsyncMemory(StoreCore):
     async def _update_one(
         self,
         user_id: str,
+        owner: str,
         state: MemoryState,
         chunk: Chunk,
         head_v: int,
@@ -198,6 +221,7 @@ class AsyncMemory(StoreCore):
                 "read": [[p.index, p.start, p.end] for p in chunk.pieces],
             },
         )
+        await self._renew(user_id, owner)
         rec = await self._io(
             self.store.commit_version,
             user_id,
@@ -238,7 +262,7 @@ class AsyncMemory(StoreCore):
     ) -> Answer:
         """Answer ``query`` from the user's memory: pick one of ``options`` or write freely."""
         memory = await self.context(user_id, max_tokens)
-        answerer = Answerer(self.model)
+        answerer = Answerer(await self._io(lambda: self.model))  # loading is CPU work
         if options:
             return await answerer.mcq(query, list(options), memory=memory)
         return await answerer.open(query, memory=memory)
@@ -249,23 +273,28 @@ class AsyncMemory(StoreCore):
 
     async def edit(self, user_id: str, text: str) -> VersionInfo:
         """Replace the memory with a person's text (a statement per line, ``[msg N]`` optional)."""
-        return await self._io(self._edit, user_id, text)
+        async with self._leased(user_id):
+            return await self._io(self._edit, user_id, text)
 
     async def forget(self, user_id: str, what: str) -> VersionInfo:
-        """Remove what ``what`` describes from the memory and keep it out of later updates."""
-        what = detect_forget(what) or what.strip()
-        if not what:
-            raise ValueError("say what to forget")
-        lock = self._locks.setdefault(user_id, asyncio.Lock())
-        async with lock:
+        """Remove what ``what`` describes from the memory and keep it out of later updates
+        (``what`` passes the privacy guard first: a secret in it is never stored)."""
+        request: list[RedactionRecord] = []
+        token = _REDACTIONS.set(request)
+        try:
+            what = await self._io(self._clean_request, what)
+        finally:
+            _REDACTIONS.reset(token)
+        agent = await self._io(lambda: self.agent)  # may load the model: not on the loop
+        async with self._leased(user_id) as owner:
             for _ in range(20):
                 info = await self._io(self._info, user_id)
                 head = await self._io(self.store.version, user_id, info.head) if info.head else None
-                sink: list[RedactionRecord] = []
+                sink = list(request)
                 token = _REDACTIONS.set(sink)
                 try:
                     try:
-                        new, _ = await self.agent.forget(_state(head), what)
+                        new, _ = await agent.forget(_state(head), what)
                     except ModelError as e:
                         raise MemoryUpdateError(f"model failed: {e}; nothing changed") from e
                     new, warnings = await self._io(
@@ -278,12 +307,13 @@ class AsyncMemory(StoreCore):
                     source="forget",
                     state=new.model_dump_json(),
                     text=new.text,
-                    model=self.agent.model.name,
+                    model=agent.model.name,
                     memory_tokens=new.tokens,
                     note=what,
                     warnings=warnings,
                     report={"removed": old_n - len(new.lines)},
                 )
+                await self._renew(user_id, owner)
                 try:
                     rec = await self._io(
                         self.store.commit_version,
@@ -297,10 +327,19 @@ class AsyncMemory(StoreCore):
                 return self._info_of(rec, head)
         raise Conflict(f"{user_id}: the memory kept changing; try again")
 
+    def _clean_request(self, what: str) -> str:
+        """What a forget request names, redacted like every text that enters the store."""
+        what, _ = self.privacy.clean(what, where="forget")
+        what = detect_forget(what) or what.strip()
+        if not what:
+            raise ValueError("say what to forget")
+        return what
+
     async def undo(self, user_id: str, version: int | None = None) -> VersionInfo:
         """Restore the version before the current one (or ``version``; 0 is the empty memory) as a
         new version. Nothing is deleted; undoing repeatedly walks further back."""
-        return await self._io(self._undo, user_id, version)
+        async with self._leased(user_id):
+            return await self._io(self._undo, user_id, version)
 
     async def export(self, user_id: str) -> dict[str, Any]:
         """Everything stored about the user as JSON-ready data (secrets were never stored)."""

@@ -27,7 +27,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Version of the stored data's layout and meaning (2: the cursor counts characters)."""
 
 
 Cursor = tuple[int, int]

@@ -125,13 +125,12 @@ class StoreCore:
         self.lock_timeout = lock_timeout
         self.lease_seconds = lease_seconds
         if privacy is False:
-            guard = PrivacyGuard(enabled=False)
+            given = PrivacyGuard(enabled=False)
         elif privacy is True:
-            guard = PrivacyGuard()
+            given = PrivacyGuard()
         else:
-            guard = privacy
-        guard.key = self.store.fingerprint_key()
-        user_hook = guard.on_redact
+            given = privacy
+        user_hook = given.on_redact
 
         def on_redact(r: Redaction, where: str) -> None:
             sink = _REDACTIONS.get()
@@ -149,7 +148,9 @@ class StoreCore:
             if user_hook:
                 user_hook(r, where)
 
-        guard.on_redact = on_redact
+        # The store's own copy: a guard shared by two stores keeps its key and its hook (each
+        # store logs its redactions once, keyed by its own fingerprint key).
+        guard = replace(given, key=self.store.fingerprint_key(), on_redact=on_redact)
         self.privacy = guard
         if agent is not None:
             self._agent = MemoryAgent(agent.model, config=replace(agent.config, privacy=guard))

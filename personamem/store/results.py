@@ -69,6 +69,11 @@ class MemoryBusy(TimeoutError):
     result: AddResult | None = None
 
 
+class LeaseLost(MemoryUpdateError):
+    """Another worker took the user's update lease during an update (it was held longer than
+    ``lease_seconds``); nothing more was committed and the rest stays pending."""
+
+
 class OverCap(ValueError):
     """A memory a person wrote (``edit``) is over the token cap; nothing was changed."""
 
@@ -83,6 +88,7 @@ class UpdateFailed(MemoryUpdateError):
 
 __all__ = [
     "AddResult",
+    "LeaseLost",
     "LineSources",
     "LineView",
     "MemoryBusy",
