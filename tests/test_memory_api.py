@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from pathlib import Path
 
 import pytest
@@ -280,7 +279,10 @@ def test_forget_api_and_undo_of_forget(mem: Memory) -> None:
     mem.add(chat(4, start=1), "u")
     mem.flush("u")
     v = mem.forget("u", "that I love kayaking")
-    assert v.source == "forget" and v.report["removed"] == 1 and "-- I love kayaking" not in v.diff
+    assert v.source == "forget" and v.report["removed"] == 1
+    # The diff shows exactly the one line removed, and nothing added.
+    changed = [ln for ln in v.diff.splitlines()[2:] if ln.startswith(("-", "+"))]
+    assert len(changed) == 1 and changed[0].startswith("-- ") and "kayaking" in changed[0]
     assert not any("kayak" in ln.text for ln in mem.get("u").lines)
     mem.add([{"role": "user", "content": "I love kayaking on weekends", "id": "k2"}], "u")
     mem.flush("u")
@@ -765,12 +767,9 @@ def test_real_model_keeps_a_friends_preferences_out(tmp_path: Path) -> None:
     print("\nmemory:\n" + text + "\nkept out by the ownership guard:\n" + "\n".join(dropped))
     leaked = [w for w in ("metal", "vinyl", "sichuan", "concert") if w in text]
     assert not leaked, f"the friend's preferences were stored as the user's: {leaked}\n{text}"
-    if not any(w in text for w in ("jazz", "vegetarian")):
-        warnings.warn(
-            "the 0.5B model did not store the user's own preferences (jazz, vegetarian) from "
-            "this chat; see the printed memory",
-            stacklevel=1,
-        )
+    # Keeping everything out passes the check above; the user's own preferences must stay.
+    assert any(w in text for w in ("jazz", "vegetarian")), f"the user's own were lost:\n{text}"
+    mem.close()
 
 
 @pytest.mark.slow
