@@ -752,6 +752,13 @@ def test_real_model_end_to_end(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured: Qwen2.5-0.5B with `extract` writes the user's own line as Marco's "
+    "('Marco also loves quiet jazz myself and I'm vegetarian'), which the ownership guard then "
+    "drops, so the user's own preferences are lost (the default select writer keeps them: "
+    "test_default_writer_keeps_a_friends_preferences_out). Strict: passing again is reported.",
+)
 def test_real_model_keeps_a_friends_preferences_out(tmp_path: Path) -> None:
     mem = Memory(
         f"sqlite:///{tmp_path / 'own.db'}",
