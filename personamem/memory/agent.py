@@ -36,6 +36,10 @@ from .privacy import Redaction
 from .state import EMPTY, MemoryLine, MemoryState
 from .strategies import STRATEGIES, prompt_version
 
+AGENT_VERSION = "agent-v2"
+"""Version of the agent's own rules (ownership, forget, cap, chunking) apart from the prompts:
+part of the benchmark's cache key and run manifest, so a memory built by older rules is rebuilt.
+v2: ownership and forget rules inside the agent for every caller (one pipeline)."""
 _REDACTED = re.compile(r"\[REDACTED [a-z_]+\]")
 FORGET_MAYBE = 0.34
 """Word overlap from which the model is asked whether a line is about something forgotten."""
@@ -409,6 +413,7 @@ class MemoryAgent:
 
 
 __all__ = [
+    "AGENT_VERSION",
     "EMPTY",
     "BuildResult",
     "ChunkReport",

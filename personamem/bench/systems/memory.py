@@ -20,6 +20,7 @@ from typing import Any
 
 from ...data import ChatHistory, QAItem
 from ...memory import ChunkReport, MemoryAgent, MemoryConfig, MemoryState
+from ...memory.agent import AGENT_VERSION
 from ...models import Model
 from ..store import write_json_atomic
 from .base import Context, Prepared, System, register
@@ -54,6 +55,7 @@ class Memory(System):
         cfg = self.env.config
         return {
             "prompt_version": self.agent().prompt_version,
+            "agent_version": AGENT_VERSION,
             "chunk_tokens": cfg.chunk_tokens,
             "memory_tokens": cfg.memory_tokens,
             "max_chunks": cfg.max_chunks,
