@@ -41,10 +41,11 @@ from . import prompts
 from .chunking import Chunk, Piece, chunk_messages
 from .merge import announces_change, content_words, forget_request, overlap, salvage_json
 from .privacy import PrivacyGuard, Redaction
+from .profile import PROFILE_VERSION, profile_update
 from .select import candidates, is_question, reads_as_profile_note, signal, split_sentences
 from .state import EMPTY, MemoryLine, MemoryState
 
-Strategy = Literal["select", "extract", "rewrite"]
+Strategy = Literal["select", "extract", "rewrite", "profile"]
 _REDACTED = re.compile(r"\[REDACTED [a-z_]+\]")
 
 
@@ -147,6 +148,8 @@ class MemoryConfig:
     check_replacements: bool = True
     """Ask the model whether a new fact makes a similar old one out of date."""
     max_new_tokens: int = 400
+    profile_tokens: int = 400
+    """Profile strategy: tokens of one user message the writer reads (longer ones are cut)."""
     privacy: PrivacyGuard = field(default_factory=PrivacyGuard)
 
 
@@ -175,6 +178,7 @@ class MemoryAgent:
             "select": prompts.NOTES_VERSION if self.config.notes else prompts.SELECT_VERSION,
             "extract": prompts.PROMPT_VERSION,
             "rewrite": "rewrite-v1",
+            "profile": PROFILE_VERSION,
         }[self.config.strategy]
 
     # --- chunks ----------------------------------------------------------------------------
@@ -285,6 +289,8 @@ class MemoryAgent:
                 await self._select_update(new, pieces, report)
             elif self.config.strategy == "extract":
                 await self._extract_update(new, pieces, report)
+            elif self.config.strategy == "profile":
+                await profile_update(self, new, pieces, report)
             else:
                 await self._rewrite_update(new, state, pieces, report)
             new = await self._hold_cap(new, state, report)
@@ -622,7 +628,7 @@ class MemoryAgent:
         if not new.lines or self.count(new.text) <= cap:
             return new
         tokens = self.count(new.text)
-        if self.config.strategy == "select":
+        if self.config.strategy in ("select", "profile"):
             return self._drop_least_personal(new, tokens, report)
         msgs: list[Message] = [
             {"role": "system", "content": prompts.COMPRESS_SYSTEM},
