@@ -191,8 +191,8 @@ def memory_build(
         h = load_history(history)
     except DataError as e:
         fail(str(e))
-    if strategy not in ("select", "extract", "rewrite"):
-        fail("--strategy must be select, extract or rewrite")
+    if strategy not in ("select", "extract", "rewrite", "profile"):
+        fail("--strategy must be select, extract, rewrite or profile")
     m = load_model(model)
     agent = MemoryAgent(m, chunk_tokens, memory_tokens, strategy=strategy, notes=notes)
     chunks = agent.chunk(h.messages)

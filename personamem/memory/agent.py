@@ -1,11 +1,12 @@
 """The agentic memory of PersonaMem-v2: ``M_i = f(C_i, M_{i-1})`` chunk by chunk, capped.
 
-Three update strategies share one loop (:mod:`personamem.memory.strategies`):
+The update strategies share one loop (:mod:`personamem.memory.strategies`):
 
 * ``select`` (default, built for small local models): the user's own first-person statements and
   questions become short profile notes and "Asked about ..." lines, one at a time;
 * ``extract``: the model lists facts about the user per step of the chunk as JSON;
 * ``rewrite`` (the paper's single call): the model rewrites the whole memory.
+* ``profile``: one inferred profile line per user message (:mod:`personamem.memory.profile`).
 
 Whatever the strategy, :meth:`MemoryAgent.update` applies the same rules to its result, for every
 caller (the benchmark and the store alike): nothing the user asked to forget, nothing plainly

@@ -1,6 +1,6 @@
 """The token cap: a memory over ``memory_tokens`` is never accepted silently.
 
-``select`` drops whole statements, weakest first; ``extract`` and ``rewrite`` ask the model to
+``select`` and ``profile`` drop whole lines, weakest first; ``extract`` and ``rewrite`` ask the model to
 compress and, if that fails, keep the previous memory with a warning. Lines are never cut.
 """
 
@@ -24,7 +24,7 @@ async def hold_cap(
     if not new.lines or agent.count(new.text) <= cap:
         return new
     tokens = agent.count(new.text)
-    if agent.config.strategy == "select":
+    if agent.config.strategy in ("select", "profile"):  # whole lines, no model call
         return drop_weakest(agent, new, tokens, report)
     msgs: list[Message] = [
         {"role": "system", "content": prompts.COMPRESS_SYSTEM},

@@ -7,7 +7,7 @@ from typing import Literal
 
 from .privacy import PrivacyGuard
 
-Strategy = Literal["select", "extract", "rewrite"]
+Strategy = Literal["select", "extract", "rewrite", "profile"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class MemoryConfig:
     check_replacements: bool = True
     """Ask the model whether a new fact makes a similar old one out of date."""
     max_new_tokens: int = 400
+    profile_tokens: int = 400
+    """Profile strategy: tokens of one user message the writer reads (longer ones are cut)."""
     privacy: PrivacyGuard = field(default_factory=PrivacyGuard)
 
     def __post_init__(self) -> None:

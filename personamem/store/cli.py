@@ -48,7 +48,7 @@ StrategyOpt = Annotated[
     str | None,
     typer.Option(
         envvar="PERSONAMEM_STRATEGY",
-        help="Memory update strategy of the agent (select, extract, rewrite; default: the "
+        help="Memory update strategy of the agent (select, extract, rewrite, profile; default: the "
         "agent's).",
     ),
 ]
