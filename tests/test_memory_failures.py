@@ -14,7 +14,7 @@ from personamem.models import ModelError, ScriptedModel
 from personamem.models.base import Message
 from personamem.store import Memory, UpdateFailed
 
-STRATEGIES = [("select", True), ("extract", True), ("rewrite", True)]
+STRATEGIES = [("select", True), ("extract", True), ("rewrite", True), ("profile", True)]
 
 
 def switchable() -> tuple[ScriptedModel, dict[str, bool]]:
