@@ -81,7 +81,9 @@ def test_memory_quality_from_a_run(tmp_path: Path) -> None:
     mems = tmp_path / "memories"
     mems.mkdir()
     (mems / "h1.md").write_text("<!-- snippet:a1 -->\n- Loves homemade pizza nights [msg 0]\n")
-    (mems / "h2.md").write_text("- Owns a red bicycle\n- I said I play chess in the park every day\n")
+    (mems / "h2.md").write_text(
+        "- Owns a red bicycle\n- I said I play chess in the park every day\n"
+    )
     (mems / "h3.md").write_text("- Loves homemade pizza nights\n")
     rows = [
         {"qid": "a1", "system": "memory", "mode": "mcq", "correct": True, "history_hash": "h1"},

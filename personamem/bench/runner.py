@@ -215,7 +215,7 @@ class Runner:
         if self._model is None:
             self._model = get_model(self.config.model)
         if not isinstance(self._model, ScoreCache):
-            self._model = ScoreCache(self._model)
+            self._model = ScoreCache(self._model, self.store.root / "scores.jsonl")
         return self._model
 
     def memory_model(self) -> Model | None:
