@@ -63,7 +63,7 @@ def test_bench_runs_in_snippet_mode(tmp_path: Path) -> None:
         model="scripted",
         cache_dir=str(tmp_path / "cache"),
         context="snippet",
-        systems=["memory", "no-history", "long-context"],
+        systems=["memory", "no-history", "long-context", "memory+retrieval"],
         chunk_tokens=400,
         memory_tokens=300,
         strategy="extract",
@@ -72,9 +72,34 @@ def test_bench_runs_in_snippet_mode(tmp_path: Path) -> None:
     runner = Runner(cfg, out, model=oracle_model(), embedder_factory=HashingEmbedder)
     summary = asyncio.run(runner.run())
     rows = list(RunStore(out).results().values())
-    assert summary.errors == 0 and len(rows) == 8 * 3
+    assert summary.errors == 0 and len(rows) == 8 * 4
     assert {r["history"] for r in rows if r["system"] == "memory"} == {
         f"snippet:{q.id}" for q in load_release(data).items
     }
     mem = [r for r in rows if r["system"] == "memory"]
     assert sum(r["correct"] for r in mem) == len(mem)  # each memory holds its own preference
+    both = [r for r in rows if r["system"] == "memory+retrieval"]
+    assert all("What you know about me" in r["prompt"] and "Excerpts" in r["prompt"] for r in both)
+
+
+def test_memory_plus_retrieval_masks_what_was_forgotten(tmp_path: Path) -> None:
+    from personamem.bench.systems import Prepared
+    from personamem.bench.systems.memory_retrieval import MemoryRetrieval
+
+    class Fake:
+        async def context(self, *a: object) -> object:
+            from personamem.bench.systems import Context
+
+            return Context(
+                kwargs={"snippets": "[3] user: I love jazz records. I also swim daily."},
+                info={"retrieved": [3]},
+            )
+
+    sys_ = MemoryRetrieval.__new__(MemoryRetrieval)
+    sys_.memory = type("M", (), {"context": Fake().context})()  # type: ignore[assignment]
+    sys_.retrieval = Fake()  # type: ignore[assignment]
+    mem = Prepared(data={"state": {"forgotten": ["jazz records"]}})
+    prepared = Prepared(data={"memory": mem, "retrieval": Prepared()})
+    ctx = asyncio.run(sys_.context(None, None, prepared, "mcq"))  # type: ignore[arg-type]
+    assert "jazz" not in ctx.kwargs["snippets"]
+    assert "swim daily" in ctx.kwargs["snippets"]

@@ -3,7 +3,9 @@
 Not a replacement for the memory-only goal: it answers from the capped memory *and* from stored
 messages, within a stated answer-time budget (``top_k`` turns of at most ``snippet_tokens``
 tokens each, set by ``--top-k`` and ``--snippet-tokens``, on top of the memory's cap). The memory
-is the ``memory`` system's (same cache), the excerpts the ``retrieval`` system's.
+is the ``memory`` system's (same cache), the excerpts the ``retrieval`` system's, with every
+sentence about something the user asked to forget masked (as the store masks what it reads
+back): forgetting holds on this path too.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...data import ChatHistory, QAItem
+from ...memory.forget import scrub
 from .base import Context, Prepared, System, register
 from .memory import Memory
 from .retrieval import Retrieval
@@ -42,4 +45,8 @@ class MemoryRetrieval(System):
     ) -> Context:
         mem = await self.memory.context(item, history, prepared.data["memory"], mode)
         ret = await self.retrieval.context(item, history, prepared.data["retrieval"], mode)
+        state = (prepared.data["memory"].data or {}).get("state") or {}
+        forgotten = state.get("forgotten") or []
+        if forgotten and "snippets" in ret.kwargs:
+            ret.kwargs["snippets"] = scrub(ret.kwargs["snippets"], forgotten)
         return Context(kwargs={**mem.kwargs, **ret.kwargs}, info={**mem.info, **ret.info})
