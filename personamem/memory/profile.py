@@ -20,9 +20,13 @@ from .state import MemoryState
 if TYPE_CHECKING:
     from .agent import ChunkReport, MemoryAgent
 
-PROFILE_VERSION = "profile-v1"
+PROFILE_VERSION = "profile-v2"
 
-PROFILE_SYSTEM = """You keep a profile of a chatbot's user. Read what the user wrote and state the one thing it reveals about the user: a preference, habit, interest, routine, health condition or background, in at most 12 words, as a profile line (for example "Enjoys homemade pizza nights" or "Prefers quiet cafes to crowded bars"). Say what is implied, not only what is said. It must be about the user, not about people they write to, for or about. Reply none if it reveals nothing about the user."""
+# v2 (measured on the sample's full history with v1): the writer dropped the detail that makes a
+# preference specific ("doing yoga just occasionally" became "Prefers yoga", "sticking to just
+# one streaming platform" became "Prefers streaming platforms"), and the questions test exactly
+# that detail. The system prompt and two shots now keep how often, how many and which.
+PROFILE_SYSTEM = """You keep a profile of a chatbot's user. Read what the user wrote and state the one thing it reveals about the user: a preference, habit, interest, routine, health condition or background, in at most 12 words, as a profile line (for example "Enjoys homemade pizza nights" or "Prefers quiet cafes to crowded bars"). Say what is implied, not only what is said, and keep the user's specific details: how often, how many, which kind, and whether they do it or avoid it. It must be about the user, not about people they write to, for or about. Reply none if it reveals nothing about the user."""
 
 PROFILE_SHOTS: tuple[tuple[str, str], ...] = (
     (
@@ -32,8 +36,8 @@ PROFILE_SHOTS: tuple[tuple[str, str], ...] = (
     ),
     ("Would Tuesday at 10 work for a quick call about the budget?", "none"),
     (
-        "Why does my lower back ache after long days at my desk?",
-        "Has lower back pain from long desk work",
+        "Is there any real benefit to going to pilates only once in a while?",
+        "Does pilates only occasionally, not regularly",
     ),
     (
         "Please polish this note for my colleague: 'Dana, I know you love jazz brunches, so I "
@@ -41,8 +45,12 @@ PROFILE_SHOTS: tuple[tuple[str, str], ...] = (
         "none",
     ),
     (
-        "What are some ways to keep farmers-market vegetables fresh until the weekend?",
-        "Shops at farmers markets for fresh vegetables",
+        "How does buying all my groceries at just one store affect the deals I get?",
+        "Shops at a single grocery store",
+    ),
+    (
+        "Why does my lower back ache after long days at my desk?",
+        "Has lower back pain from long desk work",
     ),
 )
 
