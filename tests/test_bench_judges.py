@@ -15,6 +15,7 @@ from bench_fixtures import make_release, mentions_preference, oracle_model
 
 from personamem.bench import RunConfig, Runner, RunStore, scoring
 from personamem.bench.embed import HashingEmbedder
+from personamem.bench.report import build_sections, load_run
 from personamem.bench.runner import BenchError
 from personamem.bench.validation import validate_judge
 from personamem.data import QAItem
@@ -181,6 +182,10 @@ def test_the_run_drops_a_failing_judge(tmp_path: Path) -> None:
     assert by_spec["bad"]["ties"] == 3
     manifest = RunStore(out).read_manifest() or {}
     assert manifest["judges_used"] == [by_spec["good"]["key"]]
+    section = next(x for x in build_sections([load_run(out)]) if x.title == "Judge validation")
+    table = {row[0]: row for row in section.rows}
+    assert table["good"][2] == "3/3" and table["good"][-1] == "yes"
+    assert table["bad"][2] == "0/3" and table["bad"][5] == "3" and table["bad"][-1] == "no"
 
 
 def test_the_run_stops_when_no_judge_passes(tmp_path: Path) -> None:
