@@ -250,3 +250,28 @@ def test_local_models_default_to_one_deterministic_judge() -> None:
     ]
     assert RunConfig(data_dir="d", model="openai/x").judge_specs() == ["openai/x"] * 3
     assert re.fullmatch(r"a\|t=0\.0\|seed=0\|judge-v\d+", judge(ScriptedModel(), "a").key)
+
+
+# --- the command --------------------------------------------------------------------------------
+def test_validate_judges_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import personamem.models
+    from personamem.cli import app
+
+    data = make_release(tmp_path / "release", personas=2)
+    judges = {"good": ScriptedModel(default=rubric_judge), "bad": ScriptedModel()}
+    monkeypatch.setattr(personamem.models, "get_model", lambda spec: judges[spec])
+    out = tmp_path / "judges.json"
+    args = ["bench", "validate-judges", str(data), "--out", str(out), "--personas", "2"]
+    res = CliRunner().invoke(app, [*args, "--judges", "good,bad", "--per-persona", "3"])
+    assert res.exit_code == 0, res.output
+    saved = json.loads(out.read_text())
+    assert len(saved["questions"]) == 3
+    good, bad = saved["validations"]
+    assert good["passed"] and good["correct_first"] == 3 and saved["partial"] is None
+    assert not bad["passed"] and bad["unparsed"] == 12  # "I don't know." has no score
+    res = CliRunner().invoke(app, [*args, "--judges", "bad"])
+    assert res.exit_code == 1 and "no judge passed" in res.output
+    res = CliRunner().invoke(app, [*args, "--judges", "good", "--personas", "99"])
+    assert res.exit_code == 2 and "no questions" in " ".join(res.output.split())
