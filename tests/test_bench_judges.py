@@ -267,7 +267,7 @@ def test_validate_judges_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     res = CliRunner().invoke(app, [*args, "--judges", "good,bad", "--per-persona", "3"])
     assert res.exit_code == 0, res.output
     saved = json.loads(out.read_text())
-    assert len(saved["questions"]) == 3
+    assert len(saved["questions"]) == 3 and all("-p2-" in q for q in saved["questions"])
     good, bad = saved["validations"]
     assert good["passed"] and good["correct_first"] == 3 and saved["partial"] is None
     assert not bad["passed"] and bad["unparsed"] == 12  # "I don't know." has no score
