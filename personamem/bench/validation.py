@@ -67,12 +67,16 @@ class JudgeValidation(BaseModel):
         checks: Sequence[ItemCheck],
         *,
         method: str = "",
-        unparsed: int = 0,
-        responses: int = 0,
+        unparsed: int | None = None,
+        responses: int | None = None,
         threshold: float = MIN_CORRECT_FIRST,
         seconds: float = 0.0,
     ) -> JudgeValidation:
-        """The validation of ``judge`` from its item checks (also for a partial run)."""
+        """The validation of ``judge`` from its item checks (also for a partial run); responses
+        and unparsed ones are counted from the checks unless given."""
+        scores = [s for c in checks for s in (c.correct, *c.wrong)]
+        responses = len(scores) if responses is None else responses
+        unparsed = sum(s is None for s in scores) if unparsed is None else unparsed
         k, n = sum(c.first for c in checks), len(checks)
         share = k / n if n else None
         return cls(
