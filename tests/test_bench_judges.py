@@ -275,3 +275,37 @@ def test_validate_judges_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert res.exit_code == 1 and "no judge passed" in res.output
     res = CliRunner().invoke(app, [*args, "--judges", "good", "--personas", "99"])
     assert res.exit_code == 2 and "no questions" in " ".join(res.output.split())
+
+
+def test_validate_judges_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import personamem.models
+    from personamem.cli import app
+
+    data = make_release(tmp_path / "release", personas=2)
+    seen: list[str] = []
+
+    def interrupted(msgs: list[Message]) -> str:
+        seen.append(msgs[-1]["content"])
+        if len(seen) > 4 * 3:  # killed during the 4th question
+            raise KeyboardInterrupt
+        return rubric_judge(msgs)
+
+    model = ScriptedModel(default=interrupted)
+    monkeypatch.setattr(personamem.models, "get_model", lambda spec: model)
+    out = tmp_path / "judges.json"
+    args = ["bench", "validate-judges", str(data), "--judges", "good", "--out", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 130
+    saved = json.loads(out.read_text())
+    assert saved["validations"] == [] and saved["partial"]["items"] == 3
+    model.default = rubric_judge
+    model.calls.clear()
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    v = json.loads(out.read_text())["validations"][0]
+    assert v["items"] == 8 and v["correct_first"] == 8 and v["responses"] == 32
+    assert rubric_calls(model) == 4 * 5  # only the 5 questions left were scored again
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0 and rubric_calls(model) == 4 * 5  # all done: nothing to score

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -341,6 +343,30 @@ def report_cmd(
     )
 
 
+def _prior_validations(path: Path, ids: list[str]) -> dict[str, Any]:
+    """Validations already in ``path`` for the same questions, by judge key (the partial one
+    of an interrupted run included), so re-running the command resumes."""
+    from .validation import JudgeValidation
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("questions") != ids:
+        return {}
+    out: dict[str, Any] = {}
+    for raw in [*(data.get("validations") or []), data.get("partial")]:
+        if not raw:
+            continue
+        try:
+            v = JudgeValidation.model_validate(raw)
+        except ValueError:
+            continue
+        if v.item_ids == ids[: len(v.item_ids)]:
+            out.setdefault(v.key, v)
+    return out
+
+
 @bench_app.command("validate-judges")
 def validate_judges_cmd(
     data_dir: Annotated[Path, typer.Argument(help="A PersonaMem-v2 release folder.")],
@@ -393,6 +419,8 @@ def validate_judges_cmd(
     except (ValueError, ModelError, WeightsError) as e:
         _fail(str(e), 2)
     results: list[JudgeValidation] = []
+    ids = [q.id for q in items]
+    prior = _prior_validations(out_file, ids)
 
     def save(partial: JudgeValidation | None = None) -> None:
         done = [v.model_dump(mode="json") for v in results]
@@ -402,7 +430,7 @@ def validate_judges_cmd(
                 "command": " ".join(sys.argv),
                 "data_dir": str(data_dir.resolve()),
                 "split": split,
-                "questions": [q.id for q in items],
+                "questions": ids,
                 "validations": done,
                 "partial": None if partial is None else partial.model_dump(mode="json"),
             },
@@ -410,19 +438,37 @@ def validate_judges_cmd(
 
     with _progress() as bar:
         for j in make_judges(specs, models):
-            task = bar.add_task(f"judge {j.spec}", total=len(items))
-            checks: list[ItemCheck] = []
+            old = prior.get(j.key)
+            if old is not None and old.item_ids == ids:
+                bar.console.print(f"[dim]already in {out_file}:[/] {old.summary()}")
+                results.append(old)
+                continue
+            # a partial validation of this judge (an interrupted run) goes on where it stopped
+            checks = list(old.checks) if old is not None else []
+            before = old.seconds if old is not None else 0.0
+            rest = items[len(checks) :]
+            task = bar.add_task(f"judge {j.spec}", total=len(items), completed=len(checks))
+            start = time.perf_counter() - before
 
-            def step(c: ItemCheck, t: TaskID = task, j: Judge = j, checks: list = checks) -> None:
+            def step(
+                c: ItemCheck, t: TaskID = task, j: Judge = j, checks: list = checks, t0=start
+            ) -> None:
                 checks.append(c)
                 bar.update(t, advance=1)
-                save(JudgeValidation.of(j, checks))  # an interrupted run keeps its items
+                partial = JudgeValidation.of(j, checks, seconds=time.perf_counter() - t0)
+                save(partial)  # an interrupted run keeps its items and resumes from them
 
             try:
-                v = asyncio.run(validate_judge(j, items, on_item=step))
+                part = asyncio.run(validate_judge(j, rest, on_item=step))
             except KeyboardInterrupt:
-                console.print(f"\n[yellow]interrupted[/]; the items done are in {out_file}")
+                console.print(
+                    f"\n[yellow]interrupted[/]; the questions done are in {out_file}: "
+                    "the same command goes on from there"
+                )
                 raise typer.Exit(130) from None
+            v = JudgeValidation.of(
+                j, checks, method=part.method or "distribution", seconds=before + part.seconds
+            )
             results.append(v)
             save()
             bar.console.print(v.summary())
