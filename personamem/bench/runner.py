@@ -295,7 +295,8 @@ class Runner:
                 f"on at least {100 * MIN_CORRECT_FIRST:.0f}% of {len(sample)} questions): "
                 + "; ".join(v.summary() for v in results)
                 + ". Open-ended scores from them would mean nothing. Use a stronger judge, e.g. "
-                "--judges openai/<model> (OPENAI_BASE_URL, OPENAI_API_KEY), checked first with "
+                "--judges openai/<model> (OPENAI_BASE_URL, OPENAI_API_KEY) or local/qwen2.5-1.5b "
+                "(benchmarks/judges.md), checked first with "
                 "`personamem bench validate-judges`. The answers are kept in the run folder: "
                 "re-run with other --judges to judge them."
             )
