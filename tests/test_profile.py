@@ -131,9 +131,7 @@ def test_model_error_fails_the_update_and_keeps_the_previous_memory() -> None:
 
 
 def test_the_cap_drops_whole_lines() -> None:
-    things = (
-        "stamps coins maps clocks lamps kites shells fossils vinyl comics posters cameras".split()
-    )
+    things = "stamps coins maps clocks lamps kites shells fossils vinyl comics posters cameras".split()
     n = len(things)
     replies = [profile_reply(f"Collects antique {t} every weekend") for t in things]
     model = ScriptedModel(replies=replies)
