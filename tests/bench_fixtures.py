@@ -103,12 +103,22 @@ def _options(body: str) -> dict[str, str]:
     return {m.group(1): m.group(2).strip() for m in re.finditer(r"^([A-J])\. (.*)$", body, re.M)}
 
 
+def mentions_preference(rubric: str) -> bool:
+    """Does the response in a judge's rubric name the ground-truth preference ("Loves X")?"""
+    pref = re.search(r"<preference>\s*(.*?)\s*</preference>", rubric, re.S)
+    resp = re.search(r"<response>\s*(.*?)\s*</response>", rubric, re.S)
+    if not pref or not resp:
+        return False
+    return pref.group(1).removeprefix("Loves ").lower() in resp.group(1).lower()
+
+
 def oracle_model(*, know: str = "history", generate: bool = False) -> ScriptedModel:
     """A scripted model that picks the option naming a preference it can see in its prompt.
 
     It "knows" a preference when the prompt (all messages) mentions it, so no-history cannot know
     and falls back to option A. With ``generate=True`` it cannot score choices and replies
-    ``\\boxed{X}`` instead. Memory extraction calls get a JSON fact list; judges get 0.9.
+    ``\\boxed{X}`` instead. Memory extraction calls get a JSON fact list; judges give 0.9 to a response that names
+    the preference, else 0.1.
     """
 
     def pick(msgs: list[Message]) -> str:
@@ -123,7 +133,7 @@ def oracle_model(*, know: str = "history", generate: bool = False) -> ScriptedMo
     def reply(msgs: list[Message]) -> str:
         body = msgs[-1]["content"]
         if "\\boxed{" in body and "score" in body:
-            return "Fits the user. \\boxed{0.9}"
+            return f"\\boxed{{{0.9 if mentions_preference(body) else 0.1}}}"
         if "Answer YES or NO" in body:
             return "NO"
         if _options(body) and "Which of these" in body:

@@ -235,8 +235,11 @@ def test_open_mode_is_judged(tmp_path: Path) -> None:
     s = run(config(data, tmp_path, systems=["no-history"], modes=["open"]), out, oracle_model())
     rs = rows(out)
     assert s.judged == 4 and all(r["status"] == "done" for r in rs)
-    assert all(r["score"] == pytest.approx(0.9) and r["score_majority"] == 1 for r in rs)
+    # no history: the answer cannot name the preference, and the (validated) judges see that
+    assert all(r["score"] == pytest.approx(0.1) and r["score_majority"] == 0 for r in rs)
     assert all(len(r["judge_scores"]) == 3 for r in rs)
+    validation = json.loads((out / "judge_validation.json").read_text())
+    assert len(validation) == 3 and all(v["passed"] for v in validation.values())
     leak = [r for r in rs if "leaked" in r]
     assert len(leak) == 1 and leak[0]["leaked"] is False
 
@@ -249,7 +252,8 @@ def test_open_answers_are_judged_on_resume(tmp_path: Path) -> None:
     inner = model.default
 
     def no_judging(msgs: list[Any]) -> str:
-        if "\\boxed{" in msgs[-1]["content"] and "score" in msgs[-1]["content"]:
+        body = msgs[-1]["content"]
+        if "<response>\nA tailored answer" in body:  # judging an answer (validation passed)
             raise KeyboardInterrupt
         return inner(msgs)  # type: ignore[operator]
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,12 +20,13 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 from ..models import DEFAULT_MEMORY_MODEL, DEFAULT_MODEL, ModelError, WeightsError
 from .config import MODES, RunConfig, default_cache_dir
 from .report import ReportError, write_report
-from .runner import BenchError, RunEvents, Runner
-from .store import RunDirError
+from .runner import BenchError, RunEvents, Runner, judge_items, per_persona_subset
+from .store import RunDirError, write_json_atomic
 from .systems import SYSTEMS
 
 bench_app = typer.Typer(
@@ -142,10 +145,18 @@ def run_cmd(
     judges: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated judge models for open-ended scoring "
-            "(default: three samples of --model)."
+            help="Comma-separated judge models for open-ended scoring (default: --model; "
+            "one deterministic judge for a local model, three samples otherwise). Each is "
+            "validated first; see `personamem bench validate-judges`."
         ),
     ] = None,
+    judge_validation_items: Annotated[
+        int,
+        typer.Option(
+            help="Open mode: validate each judge first on the run's first N questions (it must "
+            "score the correct option above every wrong one on 80% of them, or it is not used)."
+        ),
+    ] = 20,
     context: Annotated[
         str,
         typer.Option(
@@ -227,6 +238,8 @@ def run_cmd(
         _fail("--concurrency must be at least 1", 2)
     if limit is not None and limit < 1:
         _fail("--limit must be at least 1", 2)
+    if judge_validation_items < 1:
+        _fail("--judge-validation-items must be at least 1", 2)
     if not data_dir.is_dir():
         _fail(f"{data_dir}: not a folder; expected a PersonaMem-v2 release folder", 2)
     try:
@@ -236,6 +249,7 @@ def run_cmd(
             model=model or DEFAULT_MODEL,
             memory_model=memory_writer(model, memory_model),
             judges=_csv(judges),
+            judge_validation_items=judge_validation_items,
             context=context,  # type: ignore[arg-type]
             modes=list(MODES[mode]),
             split=split,
@@ -327,3 +341,156 @@ def report_cmd(
         f"report: {res.markdown_path}"
         + (f", {len(res.plots)} plots in {res.markdown_path.parent / 'plots'}" if res.plots else "")
     )
+
+
+def _prior_validations(path: Path, ids: list[str]) -> dict[str, Any]:
+    """Validations already in ``path`` for the same questions, by judge key (the partial one
+    of an interrupted run included), so re-running the command resumes."""
+    from .validation import JudgeValidation
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("questions") != ids:
+        return {}
+    out: dict[str, Any] = {}
+    for raw in [*(data.get("validations") or []), data.get("partial")]:
+        if not raw:
+            continue
+        try:
+            v = JudgeValidation.model_validate(raw)
+        except ValueError:
+            continue
+        if v.item_ids == ids[: len(v.item_ids)]:
+            out.setdefault(v.key, v)
+    return out
+
+
+@bench_app.command("validate-judges")
+def validate_judges_cmd(
+    data_dir: Annotated[Path, typer.Argument(help="A PersonaMem-v2 release folder.")],
+    judges: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated judge models: local/qwen2.5-0.5b, local/qwen2.5-1.5b, "
+            "gguf:/path.gguf, openai/<name>. A spec named twice becomes two samples."
+        ),
+    ],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="JSON file for the validations (every item's scores).")
+    ],
+    split: Annotated[str, typer.Option(help="benchmark, train or val.")] = "benchmark",
+    personas: Annotated[
+        str | None, typer.Option(help="Comma-separated persona ids to keep.")
+    ] = None,
+    per_persona: Annotated[
+        int | None,
+        typer.Option(help="At most N questions per persona, drawn with --seed (a fixed subset)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --per-persona draw.")] = 0,
+) -> None:
+    """Check judges before trusting them: each question's correct option and its wrong options
+    are scored as responses with the benchmark's rubric; a judge must score the correct one
+    strictly above every wrong one on at least 80% of the questions, or it is not used."""
+    from ..data import DataError, load_release
+    from ..models import get_model
+    from .scoring import Judge, make_judges
+    from .validation import ItemCheck, JudgeValidation, validate_judge
+
+    specs = _csv(judges)
+    if not specs:
+        _fail("--judges names no model", 2)
+    if limit is not None and limit < 1:
+        _fail("--limit must be at least 1", 2)
+    if not data_dir.is_dir():
+        _fail(f"{data_dir}: not a folder; expected a PersonaMem-v2 release folder", 2)
+    try:
+        items = judge_items(load_release(data_dir, splits=(split,)), split, _csv(personas))
+    except (DataError, BenchError) as e:
+        _fail(str(e), 2)
+    if per_persona is not None:
+        items = per_persona_subset(items, per_persona, seed)
+    if limit is not None:
+        items = items[:limit]
+    try:
+        models = {s: get_model(s) for s in dict.fromkeys(specs)}
+    except (ValueError, ModelError, WeightsError) as e:
+        _fail(str(e), 2)
+    results: list[JudgeValidation] = []
+    ids = [q.id for q in items]
+    prior = _prior_validations(out_file, ids)
+
+    def save(partial: JudgeValidation | None = None) -> None:
+        done = [v.model_dump(mode="json") for v in results]
+        write_json_atomic(
+            out_file,
+            {
+                "command": " ".join(sys.argv),
+                "data_dir": str(data_dir.resolve()),
+                "split": split,
+                "questions": ids,
+                "validations": done,
+                "partial": None if partial is None else partial.model_dump(mode="json"),
+            },
+        )
+
+    with _progress() as bar:
+        for j in make_judges(specs, models):
+            old = prior.get(j.key)
+            if old is not None and old.item_ids == ids:
+                bar.console.print(f"[dim]already in {out_file}:[/] {old.summary()}")
+                results.append(old)
+                continue
+            # a partial validation of this judge (an interrupted run) goes on where it stopped
+            checks = list(old.checks) if old is not None else []
+            before = old.seconds if old is not None else 0.0
+            rest = items[len(checks) :]
+            task = bar.add_task(f"judge {j.spec}", total=len(items), completed=len(checks))
+            start = time.perf_counter() - before
+
+            def step(
+                c: ItemCheck, t: TaskID = task, j: Judge = j, checks: list = checks, t0=start
+            ) -> None:
+                checks.append(c)
+                bar.update(t, advance=1)
+                partial = JudgeValidation.of(j, checks, seconds=time.perf_counter() - t0)
+                save(partial)  # an interrupted run keeps its items and resumes from them
+
+            try:
+                part = asyncio.run(validate_judge(j, rest, on_item=step))
+            except KeyboardInterrupt:
+                console.print(
+                    f"\n[yellow]interrupted[/]; the questions done are in {out_file}: "
+                    "the same command goes on from there"
+                )
+                raise typer.Exit(130) from None
+            v = JudgeValidation.of(
+                j, checks, method=part.method or "distribution", seconds=before + part.seconds
+            )
+            results.append(v)
+            save()
+            bar.console.print(v.summary())
+    table = Table(title=f"Judge validation: {len(items)} questions of {data_dir} ({split})")
+    for col in ("judge", "method", "correct first", "95% CI", "ties", "unparsed", "s/item", "used"):
+        table.add_column(col)
+    for v in results:
+        table.add_row(
+            v.judge,
+            v.method,
+            f"{v.correct_first}/{v.items} ({100 * (v.share or 0):.1f}%)",
+            f"{100 * v.ci[0]:.1f}-{100 * v.ci[1]:.1f}%",
+            str(v.ties),
+            f"{v.unparsed}/{v.responses}",
+            f"{v.seconds / max(1, v.items):.1f}",
+            "yes" if v.passed else "no",
+        )
+    out.print(table)
+    console.print(f"written: {out_file}")
+    if not any(v.passed for v in results):
+        console.print(
+            "[bold red]no judge passed[/]: open-ended scores from these judges are not "
+            "trustworthy; try a stronger judge (e.g. openai/<model>)"
+        )
+        raise typer.Exit(1)

@@ -47,7 +47,11 @@ class RunConfig(BaseModel):
     memory_model: str | None = None
     """Model that writes the memories (``memory`` system); None: ``model``."""
     judges: list[str] = Field(default_factory=list)
-    """Judge model specs for open-ended scoring; empty means three samples of ``model``."""
+    """Judge model specs for open-ended scoring; empty means ``model`` (one deterministic judge
+    for a local model, which scores from its distribution; three samples otherwise)."""
+    judge_validation_items: int = 20
+    """Open mode: each judge is first validated on the run's first N questions (see
+    :mod:`personamem.bench.validation`); judges below the bar are not used."""
     context: ContextSize = "32k"
     modes: list[Mode] = Field(default_factory=lambda: ["mcq"])
     split: str = "benchmark"
@@ -76,7 +80,10 @@ class RunConfig(BaseModel):
         return self.memory_model or self.model
 
     def judge_specs(self) -> list[str]:
-        return self.judges or [self.model] * 3
+        if self.judges:
+            return self.judges
+        # A local model scores from its distribution: samples would be copies of one judge.
+        return [self.model] * (1 if self.model.startswith(("local/", "gguf:")) else 3)
 
     def fingerprint(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in FINGERPRINT}

@@ -64,6 +64,8 @@ class Run:
     rows: list[dict[str, Any]]
     builds: dict[tuple[str, str, str], dict[str, Any]]
     label: str = ""
+    judge_validations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Open mode: each judge's validation (``judge_validation.json``), by judge key."""
 
     @property
     def config(self) -> dict[str, Any]:
@@ -97,7 +99,14 @@ def load_run(path: str | Path) -> Run:
     if manifest is None:
         raise ReportError(f"{store.root}: no run.json; not a benchmark run folder")
     rows = list(store.results().values())
-    return Run(store.root, manifest, rows, store.builds(), label=store.root.name)
+    return Run(
+        store.root,
+        manifest,
+        rows,
+        store.builds(),
+        label=store.root.name,
+        judge_validations=store.judge_validations(),
+    )
 
 
 def _labels(runs: list[Run]) -> None:
@@ -326,6 +335,44 @@ def _name(run: Run, system: str, several: bool) -> str:
     return f"{system} [{run.label}]" if several else system
 
 
+def judge_validation_section(runs: list[Run]) -> Section | None:
+    """Each judge's validation: how often it scored the correct option above every wrong one."""
+    several = len(runs) > 1
+    rows = []
+    for r in runs:
+        used = set(r.manifest.get("judges_used") or [])
+        validated = r.manifest.get("judges_validated") or list(r.judge_validations)
+        for key in validated:
+            v = r.judge_validations.get(key)
+            if not v:
+                continue
+            lo, hi = v.get("ci") or (0.0, 1.0)
+            rows.append(
+                [
+                    f"{v.get('judge')} [{r.label}]" if several else str(v.get("judge")),
+                    str(v.get("method") or "–"),
+                    f"{v.get('correct_first')}/{v.get('items')}",
+                    pct(v.get("share")),
+                    f"{pct(lo)} – {pct(hi)}",
+                    str(v.get("ties")),
+                    f"{v.get('unparsed')}/{v.get('responses')}",
+                    "yes" if key in used else "no",
+                ]
+            )
+    if not rows:
+        return None
+    return Section(
+        "Judge validation",
+        ["judge", "method", "correct first", "share", "95% CI", "ties", "unparsed", "used"],
+        rows,
+        "Before judging, each judge scored the correct option and the wrong options of the run's "
+        "first questions as responses, with the same rubric; it is used only if the correct one "
+        "scored strictly above every wrong one on at least 80% of them. Method: `distribution` = "
+        "expected score from the score-token probabilities after \\boxed{, `generate` = "
+        "a generated \\boxed{} score.",
+    )
+
+
 def build_sections(runs: list[Run]) -> list[Section]:
     several = len(runs) > 1
     sums = {r.label: summarize(r) for r in runs}
@@ -436,6 +483,9 @@ def build_sections(runs: list[Run]) -> list[Section]:
                 plot="open_scores.png",
             )
         )
+    validation = judge_validation_section(runs)
+    if validation is not None:
+        sections.append(validation)
     # cost
     rows = []
     both = len({s.mode for s in all_sums}) > 1

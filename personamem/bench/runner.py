@@ -5,7 +5,9 @@ The unit of work is one question for one system in one mode (``mcq`` or ``open``
 re-running the same command resumes. Questions of one history are answered consecutively
 (memory built once; long-context prompts share the history as a KV-cache prefix). Open-ended
 answers are written first with ``status = "answered"`` and judged in a second phase, so judge
-calls never break the answering model's KV cache; a resumed run judges what is left.
+calls never break the answering model's KV cache; a resumed run judges what is left. Before any
+open-ended work, each judge is validated on the run's first questions (``judge_validation.json``,
+reused on resume); judges that fail are not used, and the run stops if none passes.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .config import RunConfig
 from .modelcache import ScoreCache
 from .store import RunStore
 from .systems import Env, Prepared, Progress, System, get_system
+from .validation import MIN_CORRECT_FIRST, JudgeValidation, validate_judge
 
 DISTANCE_EDGES = (2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000)
 
@@ -148,6 +151,21 @@ def select_items(release: Release, config: RunConfig) -> list[QAItem]:
     return items
 
 
+def judge_items(release: Release, split: str, personas: Sequence[str] = ()) -> list[QAItem]:
+    """Questions of ``split`` (of ``personas`` if given) with wrong options: what judges are
+    validated on (no history needed)."""
+    items = [q for q in release.split(split) if q.incorrect_answers]
+    if personas:
+        wanted = {p.strip() for p in personas}
+        items = [q for q in items if q.persona_id in wanted]
+    if not items:
+        raise BenchError(
+            f"{release.root}: no questions with wrong options in split {split!r}"
+            + (f" for persona(s) {', '.join(personas)}" if personas else "")
+        )
+    return items
+
+
 def per_persona_subset(items: Sequence[QAItem], n: int, seed: int = 0) -> list[QAItem]:
     """At most ``n`` questions per persona, drawn by a seeded hash of their ids (stable when other
     rows are added), in the original order."""
@@ -234,6 +252,56 @@ class Runner:
                 models[s] = self.model() if s == self.config.model else get_model(s)
         return scoring.make_judges(specs, models)
 
+    async def validated_judges(self, items: Sequence[QAItem]) -> list[scoring.Judge]:
+        """The run's judges that pass validation on its first questions (recorded in the run
+        folder and reused on resume); raises :class:`BenchError` when none passes."""
+        cfg = self.config
+        if cfg.judge_validation_items < 1:
+            raise BenchError("--judge-validation-items must be at least 1")
+        sample = [q for q in items if q.incorrect_answers][: cfg.judge_validation_items]
+        if not sample:
+            raise BenchError("no selected question has wrong options to validate the judges on")
+        ids = [q.id for q in sample]
+        recorded = self.store.judge_validations()
+        kept: list[scoring.Judge] = []
+        results: list[JudgeValidation] = []
+        for j in self.judges():
+            old = recorded.get(j.key)
+            if old is not None and old.get("item_ids") == ids:
+                v = JudgeValidation.model_validate(old)
+            else:
+                task = f"validate:{j.key}"
+                self.events.start(task, f"validating judge {j.spec}", len(sample))
+                try:
+                    v = await validate_judge(
+                        j, sample, on_item=lambda _c, t=task: self.events.advance(t)
+                    )
+                finally:
+                    self.events.stop(task)
+                self.store.record_judge_validation(j.key, v.model_dump(mode="json"))
+            results.append(v)
+            if v.passed:
+                kept.append(j)
+                self.events.note(f"judge validated: {v.summary()}")
+            else:
+                self.events.note(f"judge NOT USED: {v.summary()}")
+        self.store.update_manifest(
+            judges_used=[j.key for j in kept],
+            judges_validated=[v.key for v in results],
+        )
+        if not kept:
+            raise BenchError(
+                f"no judge passed validation (the correct option scored above every wrong one "
+                f"on at least {100 * MIN_CORRECT_FIRST:.0f}% of {len(sample)} questions): "
+                + "; ".join(v.summary() for v in results)
+                + ". Open-ended scores from them would mean nothing. Use a stronger judge, e.g. "
+                "--judges openai/<model> (OPENAI_BASE_URL, OPENAI_API_KEY) or local/qwen2.5-1.5b "
+                "(benchmarks/judges.md), checked first with "
+                "`personamem bench validate-judges`. The answers are kept in the run folder: "
+                "re-run with other --judges to judge them."
+            )
+        return kept
+
     def history(self, link: str) -> ChatHistory:
         if link not in self._histories:
             self._histories[link] = self.release().history(link)
@@ -297,7 +365,7 @@ class Runner:
         for system in systems:
             groups: dict[str, list[tuple[QAItem, str]]] = defaultdict(list)
             current = version_key(system.version())
-            stale = 0
+            stale = rejudge = 0
             for q in items:
                 for mode in cfg.modes:
                     row = done.get((q.id, system.name, mode))
@@ -305,7 +373,15 @@ class Runner:
                         v = row.get("system_version") or version_key(recorded.get(system.name))
                         if v is not None and v != current:
                             row, stale = None, stale + 1
-                    if row is not None and row.get("status") == "done":
+                    if (
+                        row is not None
+                        and row.get("status") == "done"
+                        and mode == "open"
+                        and row.get("judge_prompt_version") != scoring.JUDGE_PROMPT_VERSION
+                    ):
+                        rejudge += 1
+                        to_judge.append({**row, "status": "answered"})
+                    elif row is not None and row.get("status") == "done":
                         summary.skipped += 1
                     elif row is not None and row.get("status") == "answered":
                         to_judge.append(row)
@@ -316,6 +392,11 @@ class Runner:
                     f"{system.name}: {stale} answer(s) in the run folder came from another "
                     f"version of the system ({recorded.get(system.name)}); they are redone"
                 )
+            if rejudge:
+                self.events.note(
+                    f"{system.name}: {rejudge} open answer(s) were judged with another rubric "
+                    f"than {scoring.JUDGE_PROMPT_VERSION}; they are judged again (not re-answered)"
+                )
             for link in sorted(groups):
                 work = groups[link]
                 n_answers += len(work)
@@ -324,6 +405,9 @@ class Runner:
                     units.append(_Unit(system, link, work))
                 else:
                     units.extend(_Unit(system, link, [w]) for w in work)
+        self._judges: list[scoring.Judge] | None = None
+        if "open" in cfg.modes and (n_open or to_judge):
+            self._judges = await self.validated_judges(items)
         self.events.plan(n_answers, len(to_judge) + n_open, summary.skipped)
         queue: asyncio.Queue[_Unit] = asyncio.Queue()
         for u in units:
@@ -515,7 +599,9 @@ class Runner:
         return row
 
     async def _judge_all(self, rows: list[dict[str, Any]], summary: RunSummary) -> None:
-        judges = self.judges()
+        judges = self._judges or await self.validated_judges(
+            select_items(self.release(), self.config)
+        )
         by_id = {q.id: q for q in self.release().items}
         for row in rows:
             item = by_id.get(row["qid"])

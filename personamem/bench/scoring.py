@@ -5,10 +5,14 @@
   recorded. A reply is right when its parsed letter is the correct option's letter; an
   unparseable reply counts as wrong and is reported as such.
 * Open-ended: each judge scores how well the response fits the ground-truth preference from 0.0
-  to 1.0 in ``\\boxed{}`` (the paper's rubric). Scores are aggregated by the mean and by a
-  majority vote (a judge votes "aligned" at 0.5 or more). Items with sensitive information get a
-  leak check (string match first, then a YES/NO judge); forget items get a check that the
-  forgotten preference is not used (YES/NO judge).
+  to 1.0 (the paper's rubric: the preference only, never a reference answer, so a judge cannot
+  pass by string similarity). A backend that can score (llama.cpp) reads the score off its
+  distribution over the score tokens after ``\\boxed{`` (expected value over 0, 0.25, 0.5, 0.75,
+  1: deterministic, a handful of tokens); others write one sentence of reasoning and a
+  ``\\boxed{}`` score. Scores are aggregated by the mean and by a majority vote (a judge votes
+  "aligned" at 0.5 or more). Items with sensitive information get a leak check (string match
+  first, then a YES/NO judge); forget items get a check that the forgotten preference is not
+  used (YES/NO judge). :mod:`.validation` checks a judge before it is trusted.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from ..answer import LETTERS
 from ..data import QAItem
 from ..models.base import Message, Model, ModelError
 
-JUDGE_PROMPT_VERSION = "judge-v1"
+JUDGE_PROMPT_VERSION = "judge-v2"
 
 
 # --- MCQ ----------------------------------------------------------------------------------------
@@ -101,22 +105,43 @@ ALIGN_PROMPT = """A user sent this request to a chatbot:
 </request>
 
 What is known about the user (the ground-truth preference the response should reflect):
+<preference>
 {preference}
+</preference>
 {note}
-A reference response that fits the user well:
-<reference>
-{reference}
-</reference>
+Judge the chatbot's response below only against this preference: 1.0 means clearly tailored to
+it, 0.5 means only generically compatible, 0.0 means it ignores or contradicts it.
 
 The chatbot's response:
 <response>
 {response}
 </response>
 
-Is the chatbot's response aligned with the user's preference? 1.0 means clearly tailored to
-it, 0.5 means only generically compatible, 0.0 means it ignores or contradicts it. Give one
-short sentence of reasoning, then the score between 0.0 and 1.0 in \\boxed{{}}, for example
-\\boxed{{0.5}}."""
+{instruction}"""
+
+#: The last line of the rubric when the judge writes its reasoning (HTTP backends).
+REASONED = (
+    "Is the response aligned with the user's preference? Give one short sentence of reasoning, "
+    "then the score between 0.0 and 1.0 in \\boxed{}, for example \\boxed{0.5}."
+)
+#: The last line when the score is read off the distribution after ``\\boxed{``.
+DIRECT = (
+    "Is the response aligned with the user's preference? Reply with the score only, one of 0, "
+    "0.25, 0.5, 0.75 or 1, in \\boxed{}."
+)
+#: Score continuations read after ``\\boxed{`` and their values. Qwen's tokenizer splits digits
+#: one by one ("0.25}" is 0 . 2 5 }), so each is scored as a whole continuation, closing brace
+#: included (that tells "0}" from "0.25}"); "0.0" and "1.0" are spellings of 0 and 1.
+SCORE_TOKENS: dict[str, float] = {
+    "0}": 0.0,
+    "0.0}": 0.0,
+    "0.25}": 0.25,
+    "0.5}": 0.5,
+    "0.75}": 0.75,
+    "1}": 1.0,
+    "1.0}": 1.0,
+}
+BOXED = "\\boxed{"
 
 LEAK_PROMPT = """The user once shared this sensitive information with a chatbot:
 <secret>
@@ -144,8 +169,10 @@ A later response of the chatbot:
 Does the response use or mention what the user asked to forget? Answer YES or NO."""
 
 
-def align_messages(item: QAItem, response: str) -> list[Message]:
-    """The alignment rubric for one open-ended answer."""
+def align_messages(item: QAItem, response: str, *, reasoning: bool = True) -> list[Message]:
+    """The alignment rubric for one open-ended answer: the request, the ground-truth preference
+    (with the update and whose-preference notes), the response; no reference answer.
+    ``reasoning=False`` asks for the bare score (read off the distribution after ``\\boxed{``)."""
     notes = []
     if item.updated and item.prev_pref.strip():
         notes.append(
@@ -163,11 +190,19 @@ def align_messages(item: QAItem, response: str) -> list[Message]:
                 query=item.query.strip(),
                 preference=item.preference.strip() or "(not given)",
                 note=note,
-                reference=item.correct_answer.strip(),
                 response=response.strip() or "(empty)",
+                instruction=REASONED if reasoning else DIRECT,
             ),
         },
     ]
+
+
+def expected_score(logprobs: Sequence[float]) -> float:
+    """The expected value of :data:`SCORE_TOKENS` under their renormalized probabilities."""
+    values = list(SCORE_TOKENS.values())
+    top = max(logprobs)
+    weights = [math.exp(lp - top) for lp in logprobs]
+    return sum(w * v for w, v in zip(weights, values, strict=True)) / sum(weights)
 
 
 def secrets_of(item: QAItem) -> list[str]:
@@ -218,19 +253,47 @@ def leaked_by_string(secret: str, response: str) -> bool:
 # --- judges -------------------------------------------------------------------------------------
 @dataclass
 class Judge:
-    """One judge instance: a model and how it samples (repeated specs become samples)."""
+    """One judge instance: a model and how it samples (repeated specs become samples).
+
+    :meth:`align` scores a response against an item's preference: at temperature 0 on a backend
+    that can score, from the distribution after ``\\boxed{`` (method ``distribution``); else by
+    generating a short reasoning and parsing ``\\boxed{}`` (method ``generate``).
+    """
 
     model: Model
     spec: str
     seed: int = 0
     temperature: float = 0.0
     max_tokens: int = 160
+    _can_score: bool | None = field(default=None, repr=False)
+
+    @property
+    def key(self) -> str:
+        """What identifies this judge's verdicts: spec, sampling and rubric version."""
+        return f"{self.spec}|t={self.temperature}|seed={self.seed}|{JUDGE_PROMPT_VERSION}"
 
     async def score(self, messages: list[Message]) -> tuple[float | None, str]:
+        """Generate a reply to ``messages`` and parse its 0-1 score."""
         g = await self.model.generate(
             messages, max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed
         )
         return parse_score(g.text), g.text
+
+    async def align(self, item: QAItem, response: str) -> tuple[float | None, str, str]:
+        """The 0-1 alignment score of ``response`` for ``item``: (score, raw, method)."""
+        if self.temperature == 0.0 and self._can_score is not False:
+            msgs = align_messages(item, response, reasoning=False)
+            res = await self.model.score_continuations(msgs, list(SCORE_TOKENS), prefix=BOXED)
+            self._can_score = res is not None
+            if res is not None:
+                lps = [lp for lp, _ in res]
+                score = expected_score(lps)
+                raw = " ".join(
+                    f"{k[:-1]}:{lp:.2f}" for k, lp in zip(SCORE_TOKENS, lps, strict=True)
+                )
+                return score, f"logp {raw} -> {score:.3f}", "distribution"
+        s, raw = await self.score(align_messages(item, response))
+        return s, raw, "generate"
 
     async def yes_no(self, prompt: str) -> tuple[bool | None, str]:
         msgs: list[Message] = [
@@ -330,22 +393,24 @@ async def judge_open(item: QAItem, response: str, judges: Sequence[Judge]) -> di
 
     Returns a dict recorded on the result row. A judge whose call fails counts as unparsed.
     """
-    msgs = align_messages(item, response)
     scores: list[float | None] = []
     raws: list[str] = []
+    methods: list[str] = []
     for j in judges:
         try:
-            s, raw = await j.score(msgs)
+            s, raw, how = await j.align(item, response)
         except ModelError as e:
-            s, raw = None, f"error: {e}"
+            s, raw, how = None, f"error: {e}", "error"
         scores.append(s)
         raws.append(raw)
+        methods.append(how)
     agg = aggregate(scores)
     out: dict[str, Any] = {
         "judge_prompt_version": JUDGE_PROMPT_VERSION,
         "judges": [j.spec for j in judges],
         "judge_scores": scores,
         "judge_raw": raws,
+        "judge_methods": methods,
         "judge_votes": agg.votes,
         "judge_unparsed": agg.unparsed,
         "score_mean": agg.mean,

@@ -1,4 +1,5 @@
-"""A run folder: ``run.json`` (the settings), ``results.jsonl`` and ``builds.jsonl`` (append-only).
+"""A run folder: ``run.json`` (the settings), ``results.jsonl`` and ``builds.jsonl`` (append-only),
+``judge_validation.json`` (open mode: each judge's validation, by judge key).
 
 Every row is written, flushed and fsynced as soon as it exists, so a killed run loses at most the
 questions in flight. A torn last line (a kill in the middle of a write) is cut off on the next
@@ -18,6 +19,7 @@ from .config import RunConfig
 RESULTS = "results.jsonl"
 BUILDS = "builds.jsonl"
 MANIFEST = "run.json"
+JUDGE_VALIDATION = "judge_validation.json"
 FORMAT = 1
 
 
@@ -158,6 +160,26 @@ class RunStore:
         data = self.read_manifest() or {}
         data.update(fields)
         write_json_atomic(self.manifest_path, data)
+
+    # --- judge validation ------------------------------------------------------------------
+    @property
+    def validation_path(self) -> Path:
+        return self.root / JUDGE_VALIDATION
+
+    def judge_validations(self) -> dict[str, dict[str, Any]]:
+        """Recorded judge validations by judge key (empty when none or unreadable)."""
+        if not self.validation_path.is_file():
+            return {}
+        try:
+            data = json.loads(self.validation_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def record_judge_validation(self, key: str, validation: dict[str, Any]) -> None:
+        data = self.judge_validations()
+        data[key] = validation
+        write_json_atomic(self.validation_path, data)
 
     # --- rows ------------------------------------------------------------------------------
     def _append(self, path: Path, row: dict[str, Any]) -> None:
