@@ -44,6 +44,9 @@ ThreadsOpt = Annotated[
 ]
 
 
+DEFAULT_PERSONAS = ",".join(TRAIN_PERSONAS)
+
+
 def _personas(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
@@ -69,7 +72,7 @@ def sft(
             "--kinds", help="writer (profile lines), answer (MCQ), or both: writer,answer"
         ),
     ] = "writer",
-    personas: PersonasOpt = ",".join(TRAIN_PERSONAS),
+    personas: PersonasOpt = DEFAULT_PERSONAS,
     steps: Annotated[int, typer.Option("--steps", help="Optimizer steps.")] = 200,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per step.")] = 1,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (cosine schedule).")] = 2e-4,
@@ -159,3 +162,125 @@ def export(
         _fail(str(e))
         return
     print(info.model_dump_json(indent=2))
+
+
+@train_app.command("grpo")
+def grpo(
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", help="Output folder (logs, adapter).")],
+    model: ModelOpt = "local/qwen2.5-0.5b",
+    adapter: Annotated[
+        Path | None, typer.Option("--adapter", help="Start from this peft adapter (e.g. SFT's).")
+    ] = None,
+    personas: PersonasOpt = DEFAULT_PERSONAS,
+    mcq_weight: Annotated[
+        float, typer.Option("--mcq-weight", help="Share of MCQ rows; the rest are open-ended.")
+    ] = 0.8,
+    judges: Annotated[
+        str,
+        typer.Option(
+            "--judges",
+            help="Comma-separated judge model specs for open-ended rows (e.g. openai/gpt-4o-mini). "
+            "Without judges every row is MCQ.",
+        ),
+    ] = "",
+    steps: Annotated[int, typer.Option("--steps")] = 20,
+    generations: Annotated[
+        int, typer.Option("--generations", help="Completions per question (G).")
+    ] = 4,
+    max_completion: Annotated[int, typer.Option("--max-completion-tokens")] = 96,
+    lr: Annotated[float, typer.Option("--lr")] = 1e-5,
+    use_vllm: Annotated[
+        bool, typer.Option("--vllm/--no-vllm", help="GPU: generate with vLLM (colocate).")
+    ] = False,
+    name: Annotated[str, typer.Option("--name", help="File stem of the GGUF adapter.")] = "grpo",
+    threads: ThreadsOpt = 1,
+) -> None:
+    """Single-turn GRPO on TRL's GRPOTrainer: MCQ exact match on the last \\boxed{} letter,
+    LLM-judge reward for open-ended rows (mixed by --mcq-weight)."""
+    _threads(threads)
+    from .data import TrainDataError
+    from .grpo import GRPOTrainConfig, run_grpo
+    from .hf import BaseModelError
+
+    if not 0.0 <= mcq_weight <= 1.0:
+        _fail("--mcq-weight must be between 0 and 1")
+    cfg = GRPOTrainConfig(
+        data=str(data),
+        model=model,
+        out=str(out),
+        adapter=str(adapter) if adapter else None,
+        personas=_personas(personas),
+        mcq_weight=mcq_weight,
+        judges=_personas(judges),
+        max_steps=steps,
+        num_generations=generations,
+        max_completion_length=max_completion,
+        lr=lr,
+        use_vllm=use_vllm,
+        threads=threads,
+        adapter_name=name,
+    )
+    try:
+        res = run_grpo(cfg)
+    except (TrainDataError, BaseModelError, ValueError) as e:
+        _fail(str(e))
+        return
+    print(res.model_dump_json(indent=2))
+
+
+@train_app.command("memory-grpo")
+def memory_grpo(
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", help="Output folder (logs, adapter).")],
+    model: ModelOpt = "local/qwen2.5-0.5b",
+    adapter: Annotated[
+        Path | None, typer.Option("--adapter", help="Start from this peft adapter (e.g. SFT's).")
+    ] = None,
+    personas: PersonasOpt = DEFAULT_PERSONAS,
+    steps: Annotated[int, typer.Option("--steps")] = 20,
+    group: Annotated[int, typer.Option("--group", help="Rollouts per question (G).")] = 4,
+    chunks: Annotated[int, typer.Option("--chunks", help="Chunks per rollout (K).")] = 2,
+    chunk_tokens: Annotated[int, typer.Option("--chunk-tokens")] = 512,
+    memory_tokens: Annotated[
+        int, typer.Option("--memory-tokens", help="New tokens per memory update.")
+    ] = 96,
+    lr: Annotated[float, typer.Option("--lr")] = 1e-5,
+    name: Annotated[str, typer.Option("--name")] = "memory-grpo",
+    threads: ThreadsOpt = 1,
+) -> None:
+    """RL for the memory agent: K memory updates then an answer per rollout; the answer's reward
+    is shared by every update; advantages normalized over the G rollouts of a question."""
+    _threads(threads)
+    from .data import TrainDataError
+    from .hf import BaseModelError
+    from .memory_grpo import MemoryGRPOConfig, run_memory_grpo
+
+    cfg = MemoryGRPOConfig(
+        data=str(data),
+        model=model,
+        out=str(out),
+        adapter=str(adapter) if adapter else None,
+        personas=_personas(personas),
+        max_steps=steps,
+        group_size=group,
+        chunks=chunks,
+        chunk_tokens=chunk_tokens,
+        memory_tokens=memory_tokens,
+        lr=lr,
+        threads=threads,
+        adapter_name=name,
+    )
+
+    def on_step(e) -> None:  # noqa: ANN001
+        console.print(
+            f"step {e.step}/{steps} rewards {e.rewards} loss {e.loss:.4f} {e.seconds:.1f}s "
+            f"rss {e.rss_mb:.0f} MiB"
+        )
+
+    try:
+        res = run_memory_grpo(cfg, log=console.print, on_step=on_step)
+    except (TrainDataError, BaseModelError, ValueError) as e:
+        _fail(str(e))
+        return
+    print(res.model_dump_json(indent=2))
