@@ -191,8 +191,18 @@ def grpo(
     max_completion: Annotated[int, typer.Option("--max-completion-tokens")] = 96,
     lr: Annotated[float, typer.Option("--lr")] = 1e-5,
     use_vllm: Annotated[
-        bool, typer.Option("--vllm/--no-vllm", help="GPU: generate with vLLM (colocate).")
+        bool, typer.Option("--vllm/--no-vllm", help="GPU: generate with vLLM through TRL.")
     ] = False,
+    vllm_mode: Annotated[
+        str,
+        typer.Option(
+            "--vllm-mode",
+            help="colocate (vLLM on the training GPUs) or server (a `trl vllm-serve` process).",
+        ),
+    ] = "colocate",
+    vllm_server_url: Annotated[
+        str, typer.Option("--vllm-server-url", help="The vLLM server for --vllm-mode server.")
+    ] = "http://localhost:8000",
     name: Annotated[str, typer.Option("--name", help="File stem of the GGUF adapter.")] = "grpo",
     threads: ThreadsOpt = 1,
 ) -> None:
@@ -205,6 +215,8 @@ def grpo(
 
     if not 0.0 <= mcq_weight <= 1.0:
         _fail("--mcq-weight must be between 0 and 1")
+    if vllm_mode not in ("colocate", "server"):
+        _fail("--vllm-mode must be colocate or server")
     cfg = GRPOTrainConfig(
         data=str(data),
         model=model,
@@ -218,6 +230,8 @@ def grpo(
         max_completion_length=max_completion,
         lr=lr,
         use_vllm=use_vllm,
+        vllm_mode=vllm_mode,
+        vllm_server_url=vllm_server_url,
         threads=threads,
         adapter_name=name,
     )

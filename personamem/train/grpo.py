@@ -59,6 +59,8 @@ class GRPOTrainConfig:
     use_vllm: bool = False
     """GPU only: generate with vLLM (``vllm_mode`` colocate or server, see docs/training.md)."""
     vllm_mode: str = "colocate"
+    """``colocate``: vLLM shares each training GPU; ``server``: a separate ``trl vllm-serve``."""
+    vllm_server_url: str = "http://localhost:8000"
     adapter_name: str = "grpo"
 
 
@@ -122,6 +124,35 @@ def build_grpo_rows(
     return rows
 
 
+def grpo_args(cfg: GRPOTrainConfig, output_dir: Path, *, cuda: bool) -> Any:
+    """TRL's ``GRPOConfig`` for our settings (one question of G completions per device step)."""
+    from trl import GRPOConfig
+
+    extra: dict[str, Any] = {}
+    if cfg.use_vllm:
+        extra = {"use_vllm": True, "vllm_mode": cfg.vllm_mode}
+        if cfg.vllm_mode == "server":
+            extra["vllm_server_base_url"] = cfg.vllm_server_url
+    return GRPOConfig(
+        output_dir=str(output_dir),
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.lr,
+        per_device_train_batch_size=cfg.num_generations,
+        num_generations=cfg.num_generations,
+        max_completion_length=cfg.max_completion_length,
+        temperature=cfg.temperature,
+        beta=cfg.beta,
+        seed=cfg.seed,
+        logging_steps=1,
+        save_steps=cfg.save_steps,
+        report_to="none",
+        use_cpu=not cuda,
+        bf16=cuda,
+        dataloader_num_workers=0,
+        **extra,
+    )
+
+
 def run_grpo(cfg: GRPOTrainConfig, *, rows: list[dict[str, Any]] | None = None) -> GRPOResult:
     """Train with TRL's GRPOTrainer; write OUT/log.jsonl, OUT/adapter and the GGUF adapter."""
     os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads))
@@ -129,7 +160,7 @@ def run_grpo(cfg: GRPOTrainConfig, *, rows: list[dict[str, Any]] | None = None) 
     from datasets import Dataset
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     from ..models import get_model
     from .rewards import JudgeReward, mcq_reward
@@ -162,25 +193,7 @@ def run_grpo(cfg: GRPOTrainConfig, *, rows: list[dict[str, Any]] | None = None) 
     reward_funcs: list[Any] = [mcq_reward]
     if cfg.judges:
         reward_funcs.append(JudgeReward([get_model(s) for s in cfg.judges]))
-    args = GRPOConfig(
-        output_dir=str(out / "trainer"),
-        max_steps=cfg.max_steps,
-        learning_rate=cfg.lr,
-        per_device_train_batch_size=cfg.num_generations,
-        num_generations=cfg.num_generations,
-        max_completion_length=cfg.max_completion_length,
-        temperature=cfg.temperature,
-        beta=cfg.beta,
-        seed=cfg.seed,
-        logging_steps=1,
-        save_steps=cfg.save_steps,
-        report_to="none",
-        use_cpu=not torch.cuda.is_available(),
-        bf16=False,
-        use_vllm=cfg.use_vllm,
-        vllm_mode=cfg.vllm_mode,
-        dataloader_num_workers=0,
-    )
+    args = grpo_args(cfg, out / "trainer", cuda=torch.cuda.is_available())
     log_path = out / "log.jsonl"
 
     class JsonlLog(TrainerCallback):
