@@ -97,3 +97,15 @@ def test_llama_cpp_names() -> None:
     assert llama_cpp_name(key, "qwen2", 24) == ("blk.0.ffn_down.weight", "b")
     with pytest.raises(ExportError):
         llama_cpp_name("base_model.model.lm_head.weight", "qwen2", 24)
+
+
+def test_lora_specs_need_a_gguf_base_and_an_existing_adapter(tiny: tuple[Path, Path]) -> None:
+    from personamem.models import ModelError, get_model
+
+    _, base = tiny
+    with pytest.raises(ValueError, match="lora"):
+        get_model("openai/some-model+lora:/x.gguf")
+    with pytest.raises(ModelError, match="adapter not found"):
+        get_model(f"gguf:{base}+lora:/nonexistent/adapter.gguf")
+    plain, adapted = get_model(f"gguf:{base}"), get_model(f"gguf:{base}+lora:{base}")
+    assert plain is not adapted and adapted.lora_path == str(base) and plain.path == str(base)
