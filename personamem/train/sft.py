@@ -213,6 +213,7 @@ def run_sft(
     eval_loss: dict[int, float] = {0: _eval_loss(model, held_b)}
     log(f"step 0: held-out loss {eval_loss[0]:.4f}")
     log_file = open(out / "log.jsonl", "a")
+    log_file.write(json.dumps({"step": 0, "eval_loss": eval_loss[0]}) + "\n")
     t_start = time.perf_counter()
     for step in range(1, cfg.max_steps + 1):
         t0 = time.perf_counter()
