@@ -14,7 +14,7 @@ from .data import TRAIN_PERSONAS
 
 train_app = typer.Typer(
     help="Train the memory writer and the answerer with LoRA (SFT, GRPO, memory-agent RL). "
-    "Needs the train extra: pip install -e '.[train]'. See docs/training.md.",
+    "Needs the train extra: pip install -e '.\\[train]'. See docs/training.md.",
     no_args_is_help=True,
 )
 console = Console(stderr=True)
