@@ -154,10 +154,14 @@ async def test_errors_have_the_right_status(tmp_path: Path) -> None:
             "/v1/users/y/messages", json={"messages": chat(2), "update": "none"}, headers=h
         )
         r = await c.post("/v1/users/y/undo", headers=h)
-        assert r.status_code == 400
+        assert r.status_code == 409
         assert r.json()["error"]["message"] == "y has no memory version to undo"
         assert "acme" not in r.text
         r = await c.post("/v1/users/y/forget", json={"what": ""}, headers=h)
+        assert r.status_code == 422
+        r = await c.post("/v1/users/y/undo", json={"version": 7}, headers=h)
+        assert r.status_code == 404 and r.json()["error"]["message"] == "y has no version 7"
+        r = await c.post("/v1/users/y/undo", json={"version": True}, headers=h)
         assert r.status_code == 422
         r = await c.get("/v1/nowhere", headers=h)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"

@@ -20,9 +20,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..memory import AsyncMemory, MemoryBusy, UpdateFailed, VersionInfo
+from ..memory import AddResult, AsyncMemory, MemoryBusy, UpdateFailed, VersionInfo
 from ..memory.agent import MemoryUpdateError
 from ..memory.store import Conflict, StoreError, UnknownUser
 from ..models import ModelError
@@ -255,7 +256,13 @@ Svc = Annotated[Service, Depends(_svc)]
 api = APIRouter(prefix="/v1", responses=ERRORS)
 
 
-@api.get("/users", response_model=UserList, tags=["users"], summary="List your users")
+@api.get(
+    "/users",
+    response_model=UserList,
+    operation_id="listUsers",
+    tags=["users"],
+    summary="List your users",
+)
 async def list_users(who: Reader, svc: Svc) -> UserList:
     everyone = await svc.memory.users()
     return UserList(users=[who.external(u) for u in everyone if who.owns(u)])
@@ -263,10 +270,14 @@ async def list_users(who: Reader, svc: Svc) -> UserList:
 
 @api.post(
     "/users/{user_id}/messages",
+    operation_id="addMessages",
+    response_model=AddResult,
     tags=["memory"],
     summary="Add messages",
     status_code=202,
-    responses={200: {"description": "update=wait: stored and read into the memory"}},
+    responses={
+        200: {"model": AddResult, "description": "update=wait: stored and read into the memory"}
+    },
 )
 async def add_messages(
     user_id: UserId, body: AddRequest, who: Writer, svc: Svc, request: Request
@@ -284,7 +295,13 @@ async def add_messages(
     return JSONResponse(svc.add_view(who, result.model_dump()), status_code=status)
 
 
-@api.post("/users/{user_id}/flush", tags=["memory"], summary="Read every pending message now")
+@api.post(
+    "/users/{user_id}/flush",
+    operation_id="flush",
+    response_model=list[VersionInfo],
+    tags=["memory"],
+    summary="Read every pending message now",
+)
 async def flush(user_id: UserId, who: Writer, svc: Svc) -> list[dict[str, Any]]:
     internal = who.internal(user_id)
     versions = await svc.guard(who, svc.memory.flush(internal))
@@ -296,6 +313,7 @@ async def flush(user_id: UserId, who: Writer, svc: Svc) -> list[dict[str, Any]]:
 
 @api.get(
     "/users/{user_id}/updates",
+    operation_id="updateState",
     response_model=JobState,
     tags=["memory"],
     summary="Background update state (queued, running, retrying, dead)",
@@ -309,6 +327,7 @@ async def update_state(user_id: UserId, who: Reader, svc: Svc) -> JobState:
 @api.get(
     "/users/{user_id}/memory",
     response_model=MemoryView,
+    operation_id="getMemory",
     tags=["memory"],
     summary="The memory, each line with the messages behind it",
 )
@@ -328,13 +347,20 @@ async def get_memory(user_id: UserId, who: Reader, svc: Svc) -> MemoryView:
     )
 
 
-@api.put("/users/{user_id}/memory", tags=["memory"], summary="Edit the memory (a new version)")
+@api.put(
+    "/users/{user_id}/memory",
+    operation_id="editMemory",
+    response_model=VersionInfo,
+    tags=["memory"],
+    summary="Edit the memory (a new version)",
+)
 async def edit_memory(user_id: UserId, body: EditRequest, who: Writer, svc: Svc) -> dict[str, Any]:
     return _version(await svc.guard(who, svc.memory.edit(who.internal(user_id), body.text)))
 
 
 @api.get(
     "/users/{user_id}/context",
+    operation_id="getContext",
     response_model=ContextView,
     tags=["memory"],
     summary="The memory as text for a prompt",
@@ -353,6 +379,7 @@ async def context(
 
 @api.post(
     "/users/{user_id}/answer",
+    operation_id="answer",
     response_model=AnswerView,
     tags=["memory"],
     summary="Answer a question from the memory",
@@ -369,12 +396,24 @@ async def answer(user_id: UserId, body: AnswerRequest, who: Reader, svc: Svc) ->
     return AnswerView(**a.model_dump(include=set(AnswerView.model_fields)))
 
 
-@api.get("/users/{user_id}/history", tags=["memory"], summary="Every version with its diff")
+@api.get(
+    "/users/{user_id}/history",
+    operation_id="history",
+    response_model=list[VersionInfo],
+    tags=["memory"],
+    summary="Every version with its diff",
+)
 async def history(user_id: UserId, who: Reader, svc: Svc) -> list[dict[str, Any]]:
     return [_version(v) for v in await svc.guard(who, svc.memory.history(who.internal(user_id)))]
 
 
-@api.post("/users/{user_id}/forget", tags=["memory"], summary="Forget something")
+@api.post(
+    "/users/{user_id}/forget",
+    operation_id="forget",
+    response_model=VersionInfo,
+    tags=["memory"],
+    summary="Forget something",
+)
 async def forget(user_id: UserId, body: ForgetRequest, who: Writer, svc: Svc) -> dict[str, Any]:
     """Remove what `what` describes and keep it out of later updates (a new version)."""
     internal = who.internal(user_id)
@@ -382,15 +421,38 @@ async def forget(user_id: UserId, body: ForgetRequest, who: Writer, svc: Svc) ->
     return _version(await svc.guard(who, svc.memory.forget(internal, body.what)))
 
 
-@api.post("/users/{user_id}/undo", tags=["memory"], summary="Restore an earlier version")
+@api.post(
+    "/users/{user_id}/undo",
+    operation_id="undo",
+    response_model=VersionInfo,
+    tags=["memory"],
+    summary="Restore an earlier version",
+)
 async def undo(
     user_id: UserId, who: Writer, svc: Svc, body: UndoRequest | None = None
 ) -> dict[str, Any]:
+    """Restore the version before the current one (or `version`; 0 is the empty memory) as a new
+    version. 404 for a version that does not exist, 409 when there is nothing to undo."""
+    internal = who.internal(user_id)
     version = body.version if body else None
-    return _version(await svc.guard(who, svc.memory.undo(who.internal(user_id), version)))
+    if version:
+        known = {v.version for v in await svc.guard(who, svc.memory.history(internal))}
+        if version not in known:
+            raise ApiError(404, "not_found", f"{user_id} has no version {version}")
+    try:
+        return _version(await svc.guard(who, svc.memory.undo(internal, version)))
+    except ApiError as e:
+        if e.status == 400:  # nothing left to undo, or already the current version
+            e.status, e.code = 409, "conflict"
+        raise
 
 
-@api.get("/users/{user_id}/export", tags=["users"], summary="Everything stored about the user")
+@api.get(
+    "/users/{user_id}/export",
+    operation_id="export",
+    tags=["users"],
+    summary="Everything stored about the user",
+)
 async def export(user_id: UserId, who: Reader, svc: Svc) -> dict[str, Any]:
     data = await svc.guard(who, svc.memory.export(who.internal(user_id)))
     data.pop("store", None)  # the server's database URL is not the tenant's business
@@ -399,7 +461,11 @@ async def export(user_id: UserId, who: Reader, svc: Svc) -> dict[str, Any]:
 
 
 @api.delete(
-    "/users/{user_id}", response_model=DeleteView, tags=["users"], summary="Delete the user"
+    "/users/{user_id}",
+    response_model=DeleteView,
+    operation_id="deleteUser",
+    tags=["users"],
+    summary="Delete the user",
 )
 async def delete_user(user_id: UserId, who: Writer, svc: Svc) -> DeleteView:
     internal = who.internal(user_id)
@@ -453,6 +519,16 @@ class BodyLimit:
             return await receive()
 
         return await self.app(scope, replay, send)
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods any route serves at the request's path."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "_"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def _route_of(request: Request) -> str:
@@ -511,7 +587,10 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, e: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(e.status_code, "error")
-        return error_response(e.status_code, code, str(e.detail), headers=e.headers)
+        headers = dict(e.headers or {})
+        if e.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = ", ".join(_allowed(request))
+        return error_response(e.status_code, code, str(e.detail), headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, e: Exception) -> JSONResponse:
@@ -545,9 +624,47 @@ def create_app(
     from .proxy import install_proxy
     from .web import install_web
 
+    _add_links(app)
     install_proxy(app, service, upstream if upstream is not None else config.upstream)
     install_web(app)
     return app
+
+
+_USER_OPS = (
+    "getMemory",
+    "editMemory",
+    "getContext",
+    "answer",
+    "history",
+    "forget",
+    "undo",
+    "export",
+    "flush",
+    "updateState",
+    "deleteUser",
+)
+
+
+def _add_links(app: FastAPI) -> None:
+    """OpenAPI links from adding messages to every operation on that user (clients and
+    stateful testers follow them)."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = plain()
+        links = {
+            op: {"operationId": op, "parameters": {"user_id": "$request.path.user_id"}}
+            for op in _USER_OPS
+        }
+        add = spec["paths"]["/v1/users/{user_id}/messages"]["post"]["responses"]
+        for status in ("200", "202"):
+            add.setdefault(status, {"description": "stored"})["links"] = links
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def build_app(config: ServerConfig) -> FastAPI:

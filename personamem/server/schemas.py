@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..memory.store import StoredMessage
 
@@ -15,8 +15,22 @@ MAX_MESSAGE_CHARS = 200_000
 MAX_MESSAGES = 1000
 
 
+def _json_int(v: Any) -> int:
+    """A JSON integer: ``3`` or ``3.0`` (JSON Schema counts both), never ``true`` or ``"3"``."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError("must be an integer")
+    if isinstance(v, float) and not v.is_integer():
+        raise ValueError("must be an integer")
+    return int(v)
+
+
+def json_int(ge: int, le: int | None = None) -> Any:
+    """An integer field type within bounds that takes JSON integers only (see ``_json_int``)."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_json_int)]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class MessageIn(Strict):
@@ -49,25 +63,27 @@ class EditRequest(Strict):
 
 
 class ForgetRequest(Strict):
-    what: str = Field(min_length=1, max_length=2000, description="What to forget, in words.")
+    what: str = Field(
+        min_length=1, max_length=2000, pattern=r"\S", description="What to forget, in words."
+    )
 
 
 class UndoRequest(Strict):
-    version: int | None = Field(
-        default=None, ge=0, description="Version to restore (0 = empty); default: the previous."
+    version: json_int(0) | None = Field(
+        default=None, description="Version to restore (0 = empty); default: the previous."
     )
 
 
 class AnswerRequest(Strict):
     query: str = Field(min_length=1, max_length=20_000)
-    options: list[str] | None = Field(
+    options: list[Annotated[str, Field(min_length=1, max_length=2000)]] | None = Field(
         default=None,
         min_length=2,
-        max_length=26,
+        max_length=10,
         description="Answer choices (multiple choice); omit for an open answer.",
     )
-    max_tokens: int | None = Field(
-        default=None, ge=1, le=100_000, description="Memory tokens to put in the prompt."
+    max_tokens: json_int(1, 100_000) | None = Field(
+        default=None, description="Memory tokens to put in the prompt."
     )
 
 
