@@ -204,3 +204,33 @@ async def test_openapi_covers_every_operation(app_keys) -> None:
     assert "ApiKey" in spec["components"]["securitySchemes"]
     add = spec["paths"]["/v1/users/{user_id}/messages"]["post"]
     assert {"401", "403", "413", "422", "429"} <= set(add["responses"])
+
+
+async def test_failed_updates_retry_then_dead_letter_and_metrics(tmp_path: Path) -> None:
+    model = echo_model(fail=True)
+    app, keys = make_app(tmp_path, model=model, update_retries=3)
+    key = keys.create("acme").key
+    async with asgi_client(app, key) as c:
+        r = await c.post("/v1/users/eve/messages", json={"messages": chat(12)})
+        assert r.status_code == 202  # stored; the update fails later
+        await drain(app)
+        state = (await c.get("/v1/users/eve/updates")).json()
+        assert state["state"] == "dead" and state["attempts"] == 3
+        assert "scripted failure" in state["last_error"]
+        mem = (await c.get("/v1/users/eve/memory")).json()
+        assert mem["version"] == 0 and mem["pending_messages"] == 12  # nothing lost
+        m = (await c.get("/metrics")).text
+        assert 'personamem_model_errors_total{op="update"} 3.0' in m
+        assert 'personamem_memory_updates_total{outcome="retry"} 2.0' in m
+        assert "personamem_update_dead_letters 1.0" in m
+        assert (
+            'personamem_http_request_seconds_count{method="GET",route="/v1/users/{user_id}/updates"}'
+            in m
+        )
+        # wait mode reports the model failure as 502 with what was stored
+        r = await c.post(
+            "/v1/users/eve/messages", json={"messages": chat(12, start=12), "update": "wait"}
+        )
+        assert r.status_code == 502 and r.json()["error"]["code"] == "model_error"
+        assert r.json()["error"]["details"]["user_id"] == "eve"
+        assert r.json()["error"]["details"]["stored"] == list(range(12, 24))
