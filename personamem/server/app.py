@@ -27,6 +27,7 @@ from ..memory import AddResult, AsyncMemory, MemoryBusy, UpdateFailed, VersionIn
 from ..memory.agent import MemoryUpdateError
 from ..memory.store import Conflict, StoreError, UnknownUser
 from ..models import ModelError
+from ..store.postgres import open_any_store
 from .config import ServerConfig
 from .keys import ApiKey, KeyStore
 from .metrics import Metrics
@@ -670,7 +671,7 @@ def _add_links(app: FastAPI) -> None:
 def build_app(config: ServerConfig) -> FastAPI:
     """The app for a config: opens the store and key store at ``config.db``."""
     memory = AsyncMemory(
-        config.db,
+        open_any_store(config.db),
         model=config.model,
         chunk_tokens=config.chunk_tokens,
         memory_tokens=config.memory_tokens,

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from ..memory.store import StoreError, sqlite_path
+from ..store.postgres import split_url
 
 Scope = Literal["read", "write"]
 TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -87,8 +88,10 @@ class KeyStore:
         self._local = threading.local()
         self._schema: str | None = None
         if self._pg:
-            self._schema = _pg_schema(url)
+            self._dsn, self._schema = split_url(url)
         with self._tx() as cur:
+            if self._pg:  # several processes may start at once
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext('personamem-keys'))")
             cur.execute(_SCHEMA)
 
     # --- connections ---------------------------------------------------------------------------
@@ -98,11 +101,10 @@ class KeyStore:
             if self._pg:
                 import psycopg
 
-                conn = psycopg.connect(_pg_dsn(self.url), autocommit=False)
+                conn = psycopg.connect(self._dsn, autocommit=True)
                 if self._schema:
                     conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
                     conn.execute(f'SET search_path TO "{self._schema}"')
-                    conn.commit()
             else:
                 conn = sqlite3.connect(
                     sqlite_path(self.url), timeout=60, isolation_level=None, check_same_thread=False
@@ -117,7 +119,6 @@ class KeyStore:
         if self._pg:
             with conn.transaction():
                 yield _Cursor(conn.cursor(), pg=True)
-            conn.commit()
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -213,28 +214,6 @@ class _Cursor:
             q = q.replace("?", "%s")
         self.cur.execute(q, args)
         return self.cur
-
-
-def _pg_schema(url: str) -> str | None:
-    """The ``schema=`` option of a PostgreSQL URL (used to isolate test runs)."""
-    if "?" not in url:
-        return None
-    for part in url.split("?", 1)[1].split("&"):
-        k, _, v = part.partition("=")
-        if k == "schema":
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", v):
-                raise StoreError(f"bad schema name {v!r}")
-            return v
-    return None
-
-
-def _pg_dsn(url: str) -> str:
-    """The URL without personamem's own options (``schema=``), as psycopg takes it."""
-    if "?" not in url:
-        return url
-    base, query = url.split("?", 1)
-    rest = [p for p in query.split("&") if not p.startswith("schema=")]
-    return base + ("?" + "&".join(rest) if rest else "")
 
 
 def open_keys(url: str) -> KeyStore:

@@ -1,0 +1,190 @@
+"""The Store contract on both backends, SQLite and PostgreSQL: numbering and idempotent adds,
+compare-and-swap commits, the lease, consistent snapshots, deletion, integrity checks, and the
+whole memory API (scripted model for control flow) on top of each."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from memory_fakes import chat, echo_model
+from pg_helpers import drop, pg_url
+
+from personamem.memory import Memory
+from personamem.memory.store import (
+    Conflict,
+    NewMessage,
+    NewVersion,
+    SQLiteStore,
+    Store,
+    StoreError,
+    UnknownUser,
+)
+from personamem.store.postgres import PostgresStore, split_url
+
+
+def msg(content: str, msg_id: str | None = None, role: str = "user") -> NewMessage:
+    return NewMessage(msg_id=msg_id, role=role, content=content, tokens=len(content.split()))
+
+
+def version(text: str = "- x") -> NewVersion:
+    return NewVersion(source="edit", state='{"lines": []}', text=text)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'm.db'}"
+        return
+    url = pg_url()
+    yield url
+    drop(url)
+
+
+def open_url(url: str) -> Store:
+    return PostgresStore(url) if url.startswith("postgresql") else SQLiteStore(url[10:])
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = open_url(store_url)
+    yield s
+    s.close()
+
+
+def test_persistent_fingerprint_key(store_url: str) -> None:
+    a = open_url(store_url)
+    key = a.fingerprint_key()
+    a.close()
+    b = open_url(store_url)
+    assert b.fingerprint_key() == key and len(key) == 16 and b.check() == []
+    b.close()
+
+
+def test_messages_numbered_per_user_and_idempotent(store: Store) -> None:
+    assert store.add_messages("u", [msg("a", "1"), msg("b", "2")]) == ([0, 1], [])
+    assert store.add_messages("u", [msg("b", "2"), msg("c"), msg("c2", "3"), msg("c3", "3")]) == (
+        [2, 3],
+        ["2", "3"],
+    )
+    assert store.add_messages("v", [msg("x")]) == ([0], [])
+    assert [m.content for m in store.messages("u")] == ["a", "b", "c", "c2"]
+    assert [m.seq for m in store.messages("u", seqs=[3, 0, 9])] == [0, 3]
+    assert store.existing_seqs("u", [1, 5]) == {1}
+    assert store.users() == ["u", "v"]
+    assert store.user("u").messages == 4 and store.user("nobody") is None
+    assert store.check() == []
+
+
+def test_commit_is_compare_and_swap(store: Store) -> None:
+    store.add_messages("u", [msg("a"), msg("b"), msg("c")])
+    r1 = store.commit_version(
+        "u", version("- one"), expect_head=0, expect_cursor=(0, 0), new_cursor=(2, 0)
+    )
+    assert (r1.version, r1.parent) == (1, 0)
+    with pytest.raises(Conflict):
+        store.commit_version("u", version(), expect_head=0)
+    with pytest.raises(Conflict):
+        store.commit_version("u", version(), expect_head=1, expect_cursor=(0, 0))
+    with pytest.raises(StoreError):
+        store.commit_version("u", version(), expect_head=1, new_cursor=(9, 0))
+    with pytest.raises(UnknownUser):
+        store.commit_version("ghost", version(), expect_head=0)
+    r2 = store.commit_version("u", version("- two"), expect_head=1)
+    info, head, pending = store.snapshot("u")
+    assert info.head == 2 and head.text == "- two" and [m.seq for m in pending] == [2]
+    assert [v.version for v in store.versions("u")] == [1, 2] and r2.parent == 1
+    assert store.head("u").version == 2 and store.version("u", 1).text == "- one"
+    store.advance_cursor("u", expect_cursor=(2, 0), new_cursor=(3, 0))
+    assert store.user("u").cursor == 3
+    with pytest.raises(Conflict):
+        store.advance_cursor("u", expect_cursor=(2, 0), new_cursor=(3, 0))
+    assert store.check() == []
+
+
+def test_lease(store: Store) -> None:
+    assert store.acquire("u", "w1", ttl=60)
+    assert not store.acquire("u", "w2", ttl=60)
+    assert store.acquire("u", "w1", ttl=60)  # re-entrant for its owner
+    assert store.renew("u", "w1", 60) and not store.renew("u", "w2", 60)
+    store.release("u", "w2")  # not the owner: nothing happens
+    assert not store.acquire("u", "w2", ttl=60)
+    store.release("u", "w1")
+    assert store.acquire("u", "w2", ttl=0.01)
+    import time
+
+    time.sleep(0.05)
+    assert store.acquire("u", "w3", ttl=60)  # expired
+
+
+def test_delete_user_removes_everything(store: Store) -> None:
+    store.add_messages("u", [msg("a"), msg("b")])
+    store.commit_version("u", version(), expect_head=0)
+    store.add_messages("keep", [msg("k")])
+    counts = store.delete_user("u")
+    assert counts["messages"] == 2 and counts["versions"] == 1 and counts["users"] == 1
+    assert store.user("u") is None and store.messages("u") == [] and store.versions("u") == []
+    assert store.users() == ["keep"] and store.check() == []
+
+
+def test_two_threads_add_to_one_user(store_url: str) -> None:
+    s = open_url(store_url)
+    errors: list[BaseException] = []
+
+    def add(prefix: str) -> None:
+        try:
+            for i in range(20):
+                s.add_messages("u", [msg(f"{prefix}{i}", f"{prefix}{i}")])
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=add, args=(p,)) for p in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [m.seq for m in s.messages("u")] == list(range(40)) and s.check() == []
+    s.close()
+
+
+def test_memory_api_on_each_backend(store_url: str) -> None:
+    store = open_url(store_url)
+    mem = Memory(
+        store, model=echo_model(), strategy="extract", chunk_tokens=40, memory_tokens=100000
+    )
+    r = mem.add(chat(12), "alice")
+    assert r.stored == list(range(12)) and r.versions
+    mem.flush("alice")
+    got = mem.get("alice")
+    assert got.lines and got.pending_messages == 0
+    for line in mem.sources("alice"):
+        assert line.sources and line.text.split()[1] in line.sources[0].content
+    mem.edit("alice", got.text + "\n- Owns a cat")
+    mem.forget("alice", "the cat")
+    assert "cat" not in mem.get("alice").text
+    mem.undo("alice")
+    assert "cat" in mem.get("alice").text
+    hist = mem.history("alice")
+    assert [v.source for v in hist][-3:] == ["edit", "forget", "undo"] and hist[-1].diff
+    exp = mem.export("alice")
+    assert len(exp["messages"]) == 12 and exp["user"]["user_id"] == "alice"
+    assert store.check() == []
+    mem.delete_user("alice")
+    with pytest.raises(UnknownUser):
+        mem.get("alice")
+    mem.close()
+
+
+def test_postgres_url_options() -> None:
+    assert split_url("postgresql://h/db?schema=s1&sslmode=disable") == (
+        "postgresql://h/db?sslmode=disable",
+        "s1",
+    )
+    assert split_url("postgresql://h/db") == ("postgresql://h/db", None)
+    with pytest.raises(StoreError):
+        split_url("postgresql://h/db?schema=bad;drop")
+    with pytest.raises(StoreError, match="cannot connect"):
+        PostgresStore("postgresql://postgres@127.0.0.1:1/test", connect_timeout=2)
