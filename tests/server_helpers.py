@@ -19,15 +19,17 @@ from memory_fakes import echo_model
 
 from personamem.memory import AsyncMemory
 from personamem.server import KeyStore, ServerConfig, create_app
+from personamem.store.postgres import open_any_store
 
 
 def make_app(
-    tmp_path: Path, *, model: Any = None, upstream: Any = None, **config: Any
+    tmp_path: Path, *, model: Any = None, upstream: Any = None, db: str | None = None, **config: Any
 ) -> tuple[FastAPI, KeyStore]:
-    db = f"sqlite:///{tmp_path / 'service.db'}"
+    """The app over a real store (SQLite in ``tmp_path``, or ``db``) and the scripted echo model."""
+    db = db or f"sqlite:///{tmp_path / 'service.db'}"
     cfg = ServerConfig(db=db, chunk_tokens=40, memory_tokens=100000, update_backoff=0.01, **config)
     memory = AsyncMemory(
-        db,
+        open_any_store(db),
         model=model or echo_model(),
         chunk_tokens=cfg.chunk_tokens,
         memory_tokens=cfg.memory_tokens,

@@ -4,10 +4,13 @@ HTTP, tenant isolation, and the `personamem keys` commands."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from memory_fakes import chat
+from pg_helpers import drop, pg_url
 from server_helpers import live_server, make_app
 from typer.testing import CliRunner
 
@@ -15,8 +18,18 @@ from personamem.cli import app as cli
 from personamem.server import KeyStore
 
 
-def test_smoke_over_real_http_and_tenants_are_isolated(tmp_path: Path) -> None:
-    app, keys = make_app(tmp_path)
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'service.db'}"
+        return
+    url = pg_url()
+    yield url
+    drop(url)
+
+
+def test_smoke_over_real_http_and_tenants_are_isolated(tmp_path: Path, db: str) -> None:
+    app, keys = make_app(tmp_path, db=db)
     a, b = keys.create("tenant-a").key, keys.create("tenant-b").key
     with live_server(app) as url:
         ca = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {a}"}, timeout=30)
