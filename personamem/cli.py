@@ -18,7 +18,7 @@ from rich.table import Table
 from .bench.cli import bench_app
 from .memory.cli import user_app
 from .models import DEFAULT_MEMORY_MODEL, DEFAULT_MODEL, ModelError, WeightsError, get_model
-from .server.cli import keys_app, serve
+from .server.cli import keys_app, serve, worker
 
 app = typer.Typer(
     help="personamem: learn who a user is from long chat histories and personalize answers.",
@@ -33,6 +33,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(bench_app, name="bench")
 app.add_typer(keys_app, name="keys")
 app.command("serve")(serve)
+app.command("worker")(worker)
 
 console = Console(stderr=True)
 out = Console()

@@ -27,7 +27,8 @@ def make_app(
 ) -> tuple[FastAPI, KeyStore]:
     """The app over a real store (SQLite in ``tmp_path``, or ``db``) and the scripted echo model."""
     db = db or f"sqlite:///{tmp_path / 'service.db'}"
-    cfg = ServerConfig(db=db, chunk_tokens=40, memory_tokens=100000, update_backoff=0.01, **config)
+    config = {"chunk_tokens": 40, "memory_tokens": 100000, "update_backoff": 0.01, **config}
+    cfg = ServerConfig(db=db, **config)
     memory = AsyncMemory(
         open_any_store(db),
         model=model or echo_model(),

@@ -31,6 +31,7 @@ from ..store.postgres import open_any_store
 from .config import ServerConfig
 from .keys import ApiKey, KeyStore
 from .metrics import Metrics
+from .queue import DurableUpdates, QueueConfig, update_user
 from .schemas import (
     USER_ID_PATTERN,
     AddRequest,
@@ -200,20 +201,67 @@ class Service:
             backoff=config.update_backoff,
             on_outcome=lambda o: self.metrics.updates.labels(o).inc(),
         )
-        self.metrics.watch_queue(self.queue.depth, self.queue.oldest_age, self.queue.dead_letters)
+        self.durable: DurableUpdates | None = None
+        if config.queue:
+            self.durable = DurableUpdates(
+                QueueConfig(
+                    url=config.queue,
+                    namespace=config.queue_namespace,
+                    max_retries=max(0, config.update_retries - 1),
+                    min_backoff_ms=int(config.update_backoff * 1000),
+                    heartbeat_ms=config.queue_heartbeat_ms,
+                )
+            )
+        jobs = self.durable or self.queue
+        self.metrics.watch_queue(jobs.depth, jobs.oldest_age, jobs.dead_letters)
+
+    # --- update jobs: in this process, or durable in Redis ------------------------------------
+    def enqueue(self, internal: str) -> None:
+        (self.durable or self.queue).enqueue(internal)
+
+    def job_state(self, internal: str) -> JobState:
+        return (self.durable or self.queue).state(internal)
+
+    def forget_jobs(self, internal: str) -> None:
+        if self.durable is not None:
+            self.durable.clear_dead(internal)
+        else:
+            self.queue.forget_user(internal)
+
+    async def start(self) -> None:
+        if self.config.update_workers <= 0:
+            return
+        if self.durable is None:
+            self.queue.start()
+            return
+        loop = asyncio.get_running_loop()
+
+        def runner(internal: str) -> None:  # on a Dramatiq worker thread
+            asyncio.run_coroutine_threadsafe(self._durable_job(internal), loop).result()
+
+        self.durable.start_worker(runner, threads=self.config.update_workers)
+
+    async def stop(self) -> None:
+        await self.queue.stop()
+        if self.durable is not None:
+            await asyncio.to_thread(self.durable.stop)
+
+    async def _durable_job(self, internal: str) -> None:
+        try:
+            await self._update(internal)
+        except Exception:
+            self.metrics.updates.labels("retry").inc()
+            raise
+        self.metrics.updates.labels("ok").inc()
 
     async def _update(self, internal: str) -> None:
         """One sleep-time job: read every full chunk pending for the user into the memory."""
         try:
-            await self.memory.get(internal)  # deleted since it was queued: nothing to do
-        except UnknownUser:
-            return
-        try:
-            result = await self.memory.add([], internal, update=True)
+            versions = await update_user(self.memory, internal)
         except (UpdateFailed, MemoryUpdateError, ModelError):
             self.metrics.model_errors.labels("update").inc()
             raise
-        self.count_versions(result.versions, "update")
+        self.count_versions(versions, "update")
 
     def count_versions(self, versions: list[VersionInfo], op: str) -> None:
         for v in versions:
@@ -291,7 +339,7 @@ async def add_messages(
     result = await svc.guard(who, svc.memory.add(msgs, internal, update=body.update == "wait"))
     svc.count_versions(result.versions, "update")
     if body.update == "background":
-        svc.queue.enqueue(internal)
+        svc.enqueue(internal)
     status = 200 if body.update == "wait" else 202
     return JSONResponse(svc.add_view(who, result.model_dump()), status_code=status)
 
@@ -307,8 +355,8 @@ async def flush(user_id: UserId, who: Writer, svc: Svc) -> list[dict[str, Any]]:
     internal = who.internal(user_id)
     versions = await svc.guard(who, svc.memory.flush(internal))
     svc.count_versions(versions, "update")
-    if svc.queue.state(internal).state == "dead":
-        svc.queue.forget_user(internal)
+    if svc.job_state(internal).state == "dead":
+        svc.forget_jobs(internal)
     return [_version(v) for v in versions]
 
 
@@ -322,7 +370,7 @@ async def flush(user_id: UserId, who: Writer, svc: Svc) -> list[dict[str, Any]]:
 async def update_state(user_id: UserId, who: Reader, svc: Svc) -> JobState:
     internal = who.internal(user_id)
     await svc.guard(who, svc.memory.get(internal))
-    return svc.queue.state(internal)
+    return svc.job_state(internal)
 
 
 @api.get(
@@ -471,7 +519,7 @@ async def export(user_id: UserId, who: Reader, svc: Svc) -> dict[str, Any]:
 async def delete_user(user_id: UserId, who: Writer, svc: Svc) -> DeleteView:
     internal = who.internal(user_id)
     counts = await svc.guard(who, svc.memory.delete_user(internal))
-    svc.queue.forget_user(internal)
+    svc.forget_jobs(internal)
     return DeleteView(user_id=user_id, deleted=counts)
 
 
@@ -554,12 +602,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
-        if config.update_workers > 0:
-            service.queue.start()
+        await service.start()
         try:
             yield
         finally:
-            await service.queue.stop()
+            await service.stop()
             if app.state.proxy is not None:
                 await app.state.proxy.aclose()
 

@@ -120,6 +120,14 @@ def serve(
     ] = 50.0,
     max_body: Annotated[int, typer.Option(help="Largest request body in bytes.")] = 1_048_576,
     workers: Annotated[int, typer.Option(help="API processes (uvicorn workers).")] = 1,
+    queue: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PERSONAMEM_QUEUE",
+            help="Redis URL of the durable update queue shared with `personamem worker` "
+            "(redis://127.0.0.1:6379/0). Default: updates run in this process.",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP service: the memory API under /v1, the web page at /, metrics at /metrics,
     the OpenAPI schema at /openapi.json and its docs at /docs. Create a key first:
@@ -135,6 +143,7 @@ def serve(
         update_workers=update_workers,
         rate_limit=rate_limit,
         max_body_bytes=max_body,
+        queue=queue,
     )
     _keys(db).close()  # fail early on a bad URL, and create the tables once
     os.environ[ENV] = cfg.to_env()
@@ -149,4 +158,51 @@ def serve(
     )
 
 
-__all__ = ["keys_app", "serve"]
+def worker(
+    queue: Annotated[
+        str,
+        typer.Option(envvar="PERSONAMEM_QUEUE", help="Redis URL of the update queue."),
+    ] = "redis://127.0.0.1:6379/0",
+    db: DbOpt = "sqlite:///personamem.db",
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model that writes memories.")
+    ] = "local/qwen2.5-1.5b",
+    chunk_tokens: Annotated[int, typer.Option(help="Tokens of messages per memory update.")] = 5000,
+    memory_tokens: Annotated[int, typer.Option(help="Memory size cap in tokens.")] = 2048,
+    threads: Annotated[int, typer.Option(help="Jobs run at once in this process.")] = 1,
+    retries: Annotated[int, typer.Option(help="Attempts per job before a dead letter.")] = 5,
+    namespace: Annotated[str, typer.Option(help="Redis key prefix (as `serve`).")] = "personamem",
+) -> None:
+    """Run memory updates from the durable queue (start as many as you like, on any machine
+    that reaches the database and Redis). Ctrl-C finishes the running jobs and stops."""
+    import signal
+    import threading
+
+    from ..memory import AsyncMemory
+    from ..store.postgres import open_any_store
+    from .queue import DurableUpdates, LoopRunner, QueueConfig
+
+    try:
+        memory = AsyncMemory(
+            open_any_store(db), model=model, chunk_tokens=chunk_tokens, memory_tokens=memory_tokens
+        )
+        jobs = DurableUpdates(
+            QueueConfig(url=queue, namespace=namespace, max_retries=max(0, retries - 1))
+        )
+    except (StoreError, OSError, ValueError) as e:
+        console.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(1) from None
+    runner = LoopRunner(memory)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    jobs.start_worker(runner, threads=threads)
+    console.print(f"personamem worker: {threads} thread(s) on {queue}, store {db}")
+    stop.wait()
+    console.print("stopping: finishing running jobs")
+    jobs.stop()
+    runner.close()
+    memory.close()
+
+
+__all__ = ["keys_app", "serve", "worker"]

@@ -32,7 +32,15 @@ class ServerConfig:
     update_workers: int = 1
     """In-process update workers (0: none; then ``personamem worker`` must run)."""
     update_retries: int = 5
+    """Attempts per update job before it is a dead letter."""
     update_backoff: float = 1.0
+    """Seconds before the first retry (doubling each time)."""
+    queue: str | None = None
+    """Redis URL of the durable job queue (``redis://host:6379/0``), shared by every API process
+    and ``personamem worker``; None: jobs live in this process (the data stays durable: pending
+    messages are in the store and the next add or flush reads them)."""
+    queue_namespace: str = "personamem"
+    queue_heartbeat_ms: int = 60_000
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))

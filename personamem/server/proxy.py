@@ -145,7 +145,7 @@ class Proxy:
         except Exception:  # never fail the client's answer over this; the log says why
             log.exception("could not store a proxied exchange")
             return
-        self.service.queue.enqueue(internal)
+        self.service.enqueue(internal)
 
     async def drain(self) -> None:
         """Wait for background ingestion (tests, shutdown)."""
