@@ -22,7 +22,7 @@ from personamem.memory.store import (
     StoreError,
     UnknownUser,
 )
-from personamem.store.postgres import PostgresStore, split_url
+from personamem.store.postgres import PostgresStore, split_url, upgrade
 
 
 def msg(content: str, msg_id: str | None = None, role: str = "user") -> NewMessage:
@@ -188,3 +188,32 @@ def test_postgres_url_options() -> None:
         split_url("postgresql://h/db?schema=bad;drop")
     with pytest.raises(StoreError, match="cannot connect"):
         PostgresStore("postgresql://postgres@127.0.0.1:1/test", connect_timeout=2)
+
+
+def test_postgres_schema_comes_from_alembic_migrations() -> None:
+    url = pg_url()
+    try:
+        store = PostgresStore(url)
+        assert store._query("SELECT version_num FROM alembic_version") == [("0001",)]
+        store.add_messages("u", [msg("kept")])
+        store.close()
+        PostgresStore(url).close()  # opening again is a no-op migration that keeps the data
+        again = PostgresStore(url)
+        assert [m.content for m in again.messages("u")] == ["kept"]
+        again.close()
+        dsn, schema = split_url(url)
+        upgrade(dsn, schema, "base")
+        import psycopg
+
+        with psycopg.connect(dsn) as conn:
+            tables = conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (schema,),
+            ).fetchall()
+        assert tables == [("alembic_version",)]
+        upgrade(dsn, schema)
+        fresh = PostgresStore(url)
+        assert fresh.users() == [] and fresh.check() == []
+        fresh.close()
+    finally:
+        drop(url)

@@ -2,7 +2,8 @@
 for several API processes and workers on several machines sharing one database.
 
 ``postgresql://user@host:5432/db`` (any libpq URL); ``?schema=name`` keeps the tables in their own
-schema (created if missing), e.g. one per test run. Every write is one transaction that locks the
+schema (created if missing), e.g. one per test run. The schema is created and upgraded by Alembic
+migrations (``pg_migrations/``) when a store opens. Every write is one transaction that locks the
 user's row (``SELECT ... FOR UPDATE``), which serializes writers of one user across processes and
 machines; :meth:`PostgresStore.consistent` reads in one ``REPEATABLE READ`` snapshot. The update
 lease is a row in ``locks`` with an expiry (a dead process's lease on another machine is taken
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from ..memory.store import (
@@ -36,71 +38,6 @@ from ..memory.store import (
 )
 
 SCHEMA_VERSION = 1
-
-_SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS users (
-        user_id     TEXT PRIMARY KEY,
-        created_at  DOUBLE PRECISION NOT NULL,
-        next_seq    INTEGER NOT NULL DEFAULT 0,
-        cursor      INTEGER NOT NULL DEFAULT 0,
-        cursor_part INTEGER NOT NULL DEFAULT 0,
-        head        INTEGER NOT NULL DEFAULT 0
-    )""",
-    """CREATE TABLE IF NOT EXISTS messages (
-        user_id    TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-        seq        INTEGER NOT NULL,
-        msg_id     TEXT NOT NULL,
-        role       TEXT NOT NULL,
-        content    TEXT NOT NULL,
-        tokens     INTEGER NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (user_id, seq),
-        UNIQUE (user_id, msg_id)
-    )""",
-    """CREATE TABLE IF NOT EXISTS versions (
-        user_id        TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-        version        INTEGER NOT NULL,
-        parent         INTEGER NOT NULL,
-        restores       INTEGER,
-        source         TEXT NOT NULL,
-        state          TEXT NOT NULL,
-        text           TEXT NOT NULL,
-        model          TEXT,
-        prompt_version TEXT,
-        message_ids    TEXT NOT NULL,
-        chunk_tokens   INTEGER NOT NULL,
-        tokens_in      INTEGER NOT NULL,
-        tokens_out     INTEGER NOT NULL,
-        memory_tokens  INTEGER NOT NULL,
-        seconds        DOUBLE PRECISION NOT NULL,
-        note           TEXT NOT NULL,
-        warnings       TEXT NOT NULL,
-        report         TEXT NOT NULL,
-        created_at     DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (user_id, version)
-    )""",
-    """CREATE TABLE IF NOT EXISTS redactions (
-        id          BIGSERIAL PRIMARY KEY,
-        user_id     TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-        at          DOUBLE PRECISION NOT NULL,
-        location    TEXT NOT NULL,
-        kind        TEXT NOT NULL,
-        fingerprint TEXT NOT NULL,
-        start_pos   INTEGER,
-        end_pos     INTEGER,
-        seq         INTEGER,
-        version     INTEGER
-    )""",
-    "CREATE INDEX IF NOT EXISTS redactions_user ON redactions(user_id, id)",
-    """CREATE TABLE IF NOT EXISTS locks (
-        user_id TEXT PRIMARY KEY,
-        owner   TEXT NOT NULL,
-        host    TEXT NOT NULL,
-        pid     INTEGER NOT NULL,
-        expires DOUBLE PRECISION NOT NULL
-    )""",
-]
 
 _VERSION_COLS = (
     "user_id, version, parent, restores, source, state, text, model, prompt_version, "
@@ -155,10 +92,8 @@ class PostgresStore(Store):
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()
+        upgrade(self.dsn, self.schema)
         with self._write() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext('personamem-schema'))")
-            for stmt in _SCHEMA:
-                cur.execute(stmt)
             cur.execute(
                 "INSERT INTO meta(key, value) VALUES ('schema', %s), ('fingerprint_key', %s)"
                 " ON CONFLICT (key) DO NOTHING",
@@ -617,6 +552,42 @@ class PostgresStore(Store):
         return problems
 
 
+MIGRATIONS = Path(__file__).parent / "pg_migrations"
+
+
+def sqlalchemy_url(dsn: str) -> str:
+    """The libpq URL as SQLAlchemy names the psycopg 3 driver."""
+    return "postgresql+psycopg://" + dsn.split("://", 1)[1]
+
+
+def upgrade(dsn: str, schema: str | None = None, revision: str = "head") -> None:
+    """Bring the database (or ``schema``) to ``revision`` with Alembic; several processes may
+    call this at once (an advisory lock serializes them)."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    engine = sa.create_engine(sqlalchemy_url(dsn), poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('personamem-schema'))"))
+            if schema:
+                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+                conn.execute(sa.text(f'SET search_path TO "{schema}"'))
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            cfg.attributes["connection"] = conn
+            cfg.attributes["schema"] = schema
+            if revision.startswith("-") or revision == "base":
+                command.downgrade(cfg, revision)
+            else:
+                command.upgrade(cfg, revision)
+    except sa.exc.OperationalError as e:
+        raise StoreError(f"cannot connect to PostgreSQL at {dsn}: {e.orig}") from e
+    finally:
+        engine.dispose()
+
+
 def open_any_store(url: str | Store) -> str | Store:
     """A :class:`PostgresStore` for a PostgreSQL URL; anything else is returned as given (the
     memory API opens SQLite URLs itself)."""
@@ -625,4 +596,4 @@ def open_any_store(url: str | Store) -> str | Store:
     return url
 
 
-__all__ = ["PostgresStore", "is_postgres_url", "open_any_store", "split_url"]
+__all__ = ["PostgresStore", "is_postgres_url", "open_any_store", "split_url", "upgrade"]
