@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings
 from server_helpers import make_app
 
 from personamem.memory import AsyncMemory
+from personamem.models import ScriptedModel
 
 MARK = "zqvxtenantasecret"
 A_UNIQUE = "alice-7f3e9c"
@@ -22,7 +23,9 @@ A_UNIQUE = "alice-7f3e9c"
 A_COMMON = ["0", "A", "a", "00", "1", "0.0", A_UNIQUE]
 
 _tmp = Path(tempfile.mkdtemp(prefix="pm-fuzz-"))
-APP, KEYS = make_app(_tmp, rate_limit=0, update_workers=0)
+APP, KEYS = make_app(
+    _tmp, rate_limit=0, update_workers=0, upstream=ScriptedModel(default="fuzz reply")
+)
 KEY_A = KEYS.create("tenant-a")
 KEY_B = KEYS.create("tenant-b")
 CONFIG = schemathesis.Config.from_dict(

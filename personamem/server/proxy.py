@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import Body, Depends, FastAPI
@@ -38,16 +38,16 @@ MEMORY_PREAMBLE = (
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
-    role: str = Field(min_length=1, max_length=20)
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[Any] | None = None
 
 
 class ChatRequest(BaseModel):
     """The fields the proxy reads; every other field is forwarded as sent."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str = Field(min_length=1, max_length=200)
     messages: list[ChatMessage] = Field(min_length=1, max_length=2000)
@@ -256,11 +256,16 @@ class Proxy:
             if m.get("role") in ("system", "user", "assistant")
         ]
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or 512
+        temperature = body.get("temperature") or 0.0
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ApiError(422, "invalid", "max_tokens must be a positive integer")
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+            raise ApiError(422, "invalid", "temperature must be a number")
         try:
             g = await self.model.generate(
                 messages,  # type: ignore[arg-type]
-                max_tokens=int(max_tokens),
-                temperature=float(body.get("temperature") or 0.0),
+                max_tokens=min(max_tokens, 8192),
+                temperature=float(temperature),
             )
         except ModelError as e:
             self.service.metrics.model_errors.labels("proxy").inc()
@@ -327,7 +332,19 @@ def install_proxy(app: FastAPI, service: Service, upstream: str | Model | None) 
         tags=["proxy"],
         summary="OpenAI-compatible chat, personalized with the user's memory",
         operation_id="chatCompletions",
-        responses={**ERRORS, 502: {"description": "the upstream failed"}},
+        responses={
+            200: {
+                "description": "The upstream's answer, unchanged (an event stream if `stream`)",
+                "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "text/event-stream": {
+                        "schema": {"type": "object", "properties": {"data": {"type": "string"}}}
+                    },
+                },
+            },
+            **ERRORS,
+            502: {"description": "the upstream failed"},
+        },
     )
     async def chat_completions(
         req: Annotated[ChatRequest, Body()],
