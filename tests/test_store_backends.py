@@ -217,3 +217,56 @@ def test_postgres_schema_comes_from_alembic_migrations() -> None:
         fresh.close()
     finally:
         drop(url)
+
+
+KILLED_WRITER = """
+import sys
+sys.path.insert(0, {tests!r})
+from memory_fakes import chat, echo_model
+from personamem.memory import Memory
+from personamem.store.postgres import PostgresStore
+url, signal = sys.argv[1:3]
+mem = Memory(PostgresStore(url), model=echo_model(slow=60, signal_file=signal),
+             strategy="extract", chunk_tokens=40, memory_tokens=400)
+mem.add(chat(12, start=12), "u")
+"""
+
+
+def test_kill_9_during_a_postgres_update_loses_nothing(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    url = pg_url()
+    try:
+        opts = {"strategy": "extract", "chunk_tokens": 40, "memory_tokens": 400}
+        fast = Memory(PostgresStore(url), model=echo_model(), **opts)
+        fast.add(chat(12), "u")
+        before = fast.get("u")
+        assert before.version >= 1 and before.pending_messages > 0
+        fast.close()
+        started = tmp_path / "started"
+        script = tmp_path / "writer.py"
+        tests = Path(__file__).parent
+        script.write_text(KILLED_WRITER.format(tests=str(tests)))
+        env = {**os.environ, "PYTHONPATH": str(tests.parent)}
+        proc = subprocess.Popen([sys.executable, str(script), url, str(started)], env=env)
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "writer never started"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)  # inside the model call, holding the lease
+        proc.wait()
+        mem = Memory(PostgresStore(url), model=echo_model(), lock_timeout=5, **opts)
+        assert mem.store.check() == []
+        after = mem.get("u")
+        assert after.version == before.version and after.text == before.text
+        assert after.messages == 24 and after.pending_messages == before.pending_messages + 12
+        assert mem.flush("u")  # the dead writer's lease is taken over
+        read = [i for v in mem.history("u") if v.source == "update" for i in v.message_ids]
+        assert sorted(read) == list(range(24)) and mem.store.check() == []
+        mem.close()
+    finally:
+        drop(url)
