@@ -3,6 +3,7 @@ on the scripted echo model, a real SQLite store)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -234,3 +235,23 @@ async def test_failed_updates_retry_then_dead_letter_and_metrics(tmp_path: Path)
         assert r.status_code == 502 and r.json()["error"]["code"] == "model_error"
         assert r.json()["error"]["details"]["user_id"] == "eve"
         assert r.json()["error"]["details"]["stored"] == list(range(12, 24))
+
+
+async def test_a_restart_resumes_pending_updates(tmp_path: Path) -> None:
+    app, keys = make_app(tmp_path, update_workers=0)  # a process that never updated
+    key = keys.create("acme").key
+    async with asgi_client(app, key) as c:
+        await c.post("/v1/users/fay/messages", json={"messages": chat(12)})
+        await c.post("/v1/users/gus/messages", json={"messages": chat(2), "update": "none"})
+        assert (await c.get("/v1/users/fay/memory")).json()["version"] == 0
+    app.state.service.memory.close()
+    again, _ = make_app(tmp_path)  # restarted, with an update worker
+    async with asgi_client(again, key) as c:
+        for _ in range(200):
+            if (await c.get("/v1/users/fay/memory")).json()["version"] >= 1:
+                break
+            await asyncio.sleep(0.02)
+        assert (await c.get("/v1/users/fay/memory")).json()["version"] >= 1
+        await drain(again)
+        gus = (await c.get("/v1/users/gus/memory")).json()
+        assert gus["version"] == 0 and gus["pending_messages"] == 2  # less than a chunk: waits

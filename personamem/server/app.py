@@ -233,6 +233,7 @@ class Service:
             return
         if self.durable is None:
             self.queue.start()
+            self._resume_task = asyncio.create_task(self._resume())
             return
         loop = asyncio.get_running_loop()
 
@@ -241,7 +242,21 @@ class Service:
 
         self.durable.start_worker(runner, threads=self.config.update_workers)
 
+    async def _resume(self) -> None:
+        """After a restart, queue every user with a full chunk pending (the in-process queue is
+        lost with the process; the pending messages are not)."""
+        for internal in await self.memory.users():
+            try:
+                mem = await self.memory.get(internal)
+            except UnknownUser:
+                continue
+            if mem.pending_tokens >= self.config.chunk_tokens:
+                self.queue.enqueue(internal)
+
     async def stop(self) -> None:
+        task = getattr(self, "_resume_task", None)
+        if task is not None and not task.done():
+            task.cancel()
         await self.queue.stop()
         if self.durable is not None:
             await asyncio.to_thread(self.durable.stop)
