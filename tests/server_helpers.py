@@ -21,12 +21,15 @@ from personamem.memory import AsyncMemory
 from personamem.server import KeyStore, ServerConfig, create_app
 from personamem.store.postgres import open_any_store
 
+DEFAULT_DB: str | None = None
+"""The store of ``make_app`` when none is given (a test module may point it at PostgreSQL)."""
+
 
 def make_app(
     tmp_path: Path, *, model: Any = None, upstream: Any = None, db: str | None = None, **config: Any
 ) -> tuple[FastAPI, KeyStore]:
     """The app over a real store (SQLite in ``tmp_path``, or ``db``) and the scripted echo model."""
-    db = db or f"sqlite:///{tmp_path / 'service.db'}"
+    db = db or DEFAULT_DB or f"sqlite:///{tmp_path / 'service.db'}"
     config = {"chunk_tokens": 40, "memory_tokens": 100000, "update_backoff": 0.01, **config}
     cfg = ServerConfig(db=db, **config)
     memory = AsyncMemory(

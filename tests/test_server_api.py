@@ -1,14 +1,29 @@
 """The HTTP API: every endpoint, errors and limits, through httpx's ASGI transport (control flow
-on the scripted echo model, a real SQLite store)."""
+on the scripted echo model, real stores: SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import server_helpers
 from memory_fakes import chat, echo_model
+from pg_helpers import drop, pg_url
 from server_helpers import asgi_client, drain, make_app
+
+
+@pytest.fixture(params=["sqlite", "postgres"], autouse=True)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    url = pg_url()
+    monkeypatch.setattr(server_helpers, "DEFAULT_DB", url)
+    yield "postgres"
+    drop(url)
 
 
 @pytest.fixture
