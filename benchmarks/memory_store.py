@@ -31,10 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from personamem.memory import Memory, MemoryState
+from personamem.memory import MemoryState
 from personamem.memory.state import MemoryLine
-from personamem.memory.store import NewMessage, NewVersion, SQLiteStore
 from personamem.models import ScriptedModel
+from personamem.store import Memory, NewMessage, NewVersion, SQLiteStore
 
 SAMPLE = Path("/work/shared/data/personamem-v2-sample")
 HISTORY = SAMPLE / "data/chat_history_32k/chat_history_250901_001242_persona2.json"

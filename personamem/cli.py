@@ -16,9 +16,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from .bench.cli import bench_app
-from .memory.cli import user_app
 from .models import DEFAULT_MEMORY_MODEL, DEFAULT_MODEL, ModelError, WeightsError, get_model
 from .server.cli import keys_app, serve, worker
+from .store.cli import user_app
 
 app = typer.Typer(
     help="personamem: learn who a user is from long chat histories and personalize answers.",
@@ -195,8 +195,8 @@ def memory_build(
         h = load_history(history)
     except DataError as e:
         fail(str(e))
-    if strategy not in ("select", "extract", "rewrite"):
-        fail("--strategy must be select, extract or rewrite")
+    if strategy not in ("select", "extract", "rewrite", "profile"):
+        fail("--strategy must be select, extract, rewrite or profile")
     m = load_model(model)
     agent = MemoryAgent(m, chunk_tokens, memory_tokens, strategy=strategy, notes=notes)
     chunks = agent.chunk(h.messages)

@@ -29,6 +29,11 @@ def pg_url() -> str:
 
 
 def drop(url: str) -> None:
-    from personamem.store.postgres import PostgresStore
+    """Drop the store's schema (directly: the store may be one that refuses to open)."""
+    import psycopg
 
-    PostgresStore(url).drop_schema()
+    from personamem.store.postgres import split_url
+
+    dsn, schema = split_url(url)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -17,9 +17,8 @@ import uvicorn
 from fastapi import FastAPI
 from memory_fakes import echo_model
 
-from personamem.memory import AsyncMemory
 from personamem.server import KeyStore, ServerConfig, create_app
-from personamem.store.postgres import open_any_store
+from personamem.store import AsyncMemory
 
 DEFAULT_DB: str | None = None
 """The store of ``make_app`` when none is given (a test module may point it at PostgreSQL)."""
@@ -33,7 +32,7 @@ def make_app(
     config = {"chunk_tokens": 40, "memory_tokens": 100000, "update_backoff": 0.01, **config}
     cfg = ServerConfig(db=db, **config)
     memory = AsyncMemory(
-        open_any_store(db),
+        db,
         model=model or echo_model(),
         chunk_tokens=cfg.chunk_tokens,
         memory_tokens=cfg.memory_tokens,

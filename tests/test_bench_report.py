@@ -165,7 +165,7 @@ def test_cli_report(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--systems", "memory,telepathy"], "unknown system"),
-        (["--context", "64k"], "--context must be 32k or 128k"),
+        (["--context", "64k"], "--context must be 32k, 128k or snippet"),
         (["--mode", "essay"], "--mode must be"),
         (["--limit", "0"], "--limit must be"),
     ],

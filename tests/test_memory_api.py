@@ -6,25 +6,21 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from pathlib import Path
 
 import pytest
 from memory_fakes import chat, echo_model, extract_reply
 
 from personamem.memory import (
-    AsyncMemory,
-    Memory,
-    MemoryBusy,
     MemoryUpdateError,
     PrivacyGuard,
-    UnknownUser,
-    UpdateFailed,
     detect_forget,
+    third_party,
+    written_by_others,
 )
-from personamem.memory.api import third_party, written_by_others
 from personamem.models import ScriptedModel
 from personamem.models.base import Message
+from personamem.store import AsyncMemory, Memory, MemoryBusy, UnknownUser, UpdateFailed
 
 
 @pytest.fixture
@@ -283,7 +279,10 @@ def test_forget_api_and_undo_of_forget(mem: Memory) -> None:
     mem.add(chat(4, start=1), "u")
     mem.flush("u")
     v = mem.forget("u", "that I love kayaking")
-    assert v.source == "forget" and v.report["removed"] == 1 and "-- I love kayaking" not in v.diff
+    assert v.source == "forget" and v.report["removed"] == 1
+    # The diff shows exactly the one line removed, and nothing added.
+    changed = [ln for ln in v.diff.splitlines()[2:] if ln.startswith(("-", "+"))]
+    assert len(changed) == 1 and changed[0].startswith("-- ") and "kayaking" in changed[0]
     assert not any("kayak" in ln.text for ln in mem.get("u").lines)
     mem.add([{"role": "user", "content": "I love kayaking on weekends", "id": "k2"}], "u")
     mem.flush("u")
@@ -753,6 +752,13 @@ def test_real_model_end_to_end(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured: Qwen2.5-0.5B with `extract` writes the user's own line as Marco's "
+    "('Marco also loves quiet jazz myself and I'm vegetarian'), which the ownership guard then "
+    "drops, so the user's own preferences are lost (the default select writer keeps them: "
+    "test_default_writer_keeps_a_friends_preferences_out). Strict: passing again is reported.",
+)
 def test_real_model_keeps_a_friends_preferences_out(tmp_path: Path) -> None:
     mem = Memory(
         f"sqlite:///{tmp_path / 'own.db'}",
@@ -768,12 +774,9 @@ def test_real_model_keeps_a_friends_preferences_out(tmp_path: Path) -> None:
     print("\nmemory:\n" + text + "\nkept out by the ownership guard:\n" + "\n".join(dropped))
     leaked = [w for w in ("metal", "vinyl", "sichuan", "concert") if w in text]
     assert not leaked, f"the friend's preferences were stored as the user's: {leaked}\n{text}"
-    if not any(w in text for w in ("jazz", "vegetarian")):
-        warnings.warn(
-            "the 0.5B model did not store the user's own preferences (jazz, vegetarian) from "
-            "this chat; see the printed memory",
-            stacklevel=1,
-        )
+    # Keeping everything out passes the check above; the user's own preferences must stay.
+    assert any(w in text for w in ("jazz", "vegetarian")), f"the user's own were lost:\n{text}"
+    mem.close()
 
 
 @pytest.mark.slow

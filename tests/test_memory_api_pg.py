@@ -11,7 +11,7 @@ import test_memory_api as on_sqlite
 from memory_fakes import echo_model
 from pg_helpers import drop, pg_url
 
-from personamem.memory import Memory
+from personamem.store import Memory
 from personamem.store.postgres import PostgresStore
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from personamem.memory import MemoryAgent, MemoryState, prompts
-from personamem.models import Message, ModelError, ScriptedModel
+from personamem.models import Message, ScriptedModel
 
 
 def history(*user_turns: str) -> list[Message]:
@@ -86,7 +86,6 @@ async def test_a_statement_the_model_calls_empty_is_left_out():
     [
         "{not json",  # broken JSON
         '{"other": "x"}',  # wrong shape
-        ModelError("timeout"),  # the call failed
         prompts.NOTE_SHOTS[0][1],  # copied the prompt's example
         "Collects vintage stamps",  # shares no word with the statement: made up
         "Always cycles to the office, even when it rains, and likes cycling",  # not shorter
@@ -166,7 +165,6 @@ async def test_questions_become_what_the_user_asked_about():
     "bad",
     [
         "{not json",
-        ModelError("429 Too Many Requests"),
         prompts.TOPIC_SHOTS[0][1],  # copied the prompt's example
         "vintage stamp collecting",  # shares no word with the question
         "why my espresso tastes sour and what grind size and water temperature would fix it",

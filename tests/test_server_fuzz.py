@@ -14,8 +14,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from server_helpers import make_app
 
-from personamem.memory import AsyncMemory
 from personamem.models import ScriptedModel
+from personamem.store import AsyncMemory
 
 MARK = "zqvxtenantasecret"
 A_UNIQUE = "alice-7f3e9c"

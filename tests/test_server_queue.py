@@ -19,7 +19,7 @@ import pytest
 from memory_fakes import chat, echo_model
 from server_helpers import asgi_client, make_app
 
-from personamem.memory.store import SQLiteStore
+from personamem.store import SQLiteStore
 
 REDIS = os.environ.get("PERSONAMEM_REDIS_URL", "redis://127.0.0.1:6379/15")
 TESTS = Path(__file__).parent
@@ -108,7 +108,7 @@ WORKER = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {tests!r})
     from memory_fakes import echo_model
-    from personamem.memory import AsyncMemory
+    from personamem.store import AsyncMemory
     from personamem.server.queue import DurableUpdates, LoopRunner, QueueConfig
     db, ns, slow, signal_file = sys.argv[1:5]
     model = echo_model(slow=float(slow), signal_file=signal_file or None)

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from memory_fakes import chat, echo_model
 
-from personamem.memory import Memory
-from personamem.memory.store import (
+from personamem.store import (
     Conflict,
+    Memory,
     NewMessage,
     NewVersion,
     SQLiteStore,
@@ -35,8 +35,10 @@ def msg(content: str, msg_id: str | None = None, role: str = "user") -> NewMessa
     return NewMessage(msg_id=msg_id, role=role, content=content, tokens=len(content.split()))
 
 
-def version(text: str = "- x") -> NewVersion:
-    return NewVersion(source="edit", state='{"lines": []}', text=text)
+def version(text: str = "- x", read: list[int] | None = None) -> NewVersion:
+    if read is None:
+        return NewVersion(source="edit", state='{"lines": []}', text=text)
+    return NewVersion(source="update", state='{"lines": []}', text=text, message_ids=read)
 
 
 @pytest.fixture
@@ -73,7 +75,11 @@ def test_messages_numbered_per_user_and_idempotent(store: SQLiteStore) -> None:
 def test_commit_is_compare_and_swap(store: SQLiteStore) -> None:
     store.add_messages("a", [msg(f"m{i}") for i in range(5)])
     v1 = store.commit_version(
-        "a", version("- one"), expect_head=0, expect_cursor=(0, 0), new_cursor=(3, 0)
+        "a",
+        version("- one", read=[0, 1, 2]),
+        expect_head=0,
+        expect_cursor=(0, 0),
+        new_cursor=(3, 0),
     )
     assert v1.version == 1 and v1.parent == 0
     with pytest.raises(Conflict):  # head moved
@@ -170,7 +176,7 @@ CHILD = textwrap.dedent(
     import json, sys
     sys.path.insert(0, {tests!r})
     from memory_fakes import chat, echo_model
-    from personamem.memory import Memory
+    from personamem.store import Memory
     db, mode = sys.argv[1], sys.argv[2]
     if mode == "slow":
         mem = Memory("sqlite:///" + db, model=echo_model(slow=120, signal_file=db + ".signal"),
@@ -342,7 +348,7 @@ WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     from memory_fakes import chat, echo_model
-    from personamem.memory import Memory
+    from personamem.store import Memory
     db, k = sys.argv[1], int(sys.argv[2])
     mem = Memory("sqlite:///" + db, model=echo_model(slow=0.01), strategy="extract",
                  chunk_tokens=40, memory_tokens=100000)
@@ -375,3 +381,22 @@ def test_two_processes_add_to_one_user(tmp_path: Path) -> None:
     mem.flush("u")
     _assert_linear_and_complete(mem, 48)
     mem.close()
+
+
+def test_check_finds_a_message_never_read(store: SQLiteStore) -> None:
+    store.add_messages("a", [msg("I keep bees."), msg("Hi", role="system"), msg("I sail.")])
+    store.commit_version(
+        "a", version("- bees", read=[0]), expect_head=0, expect_cursor=(0, 0), new_cursor=(2, 0)
+    )
+    assert store.check() == []  # the system message is never read
+    store.advance_cursor("a", expect_cursor=(2, 0), new_cursor=(3, 0))  # skips "I sail."
+    assert store.check() == ["a: message 2 was never read into the memory"]
+
+
+def test_check_finds_part_of_a_message_never_read(store: SQLiteStore) -> None:
+    text = "I keep bees. " * 10
+    store.add_messages("a", [msg(text)])
+    read = version("- bees", read=[0])
+    read.report = {"read": [[0, 0, 26]]}
+    store.commit_version("a", read, expect_head=0, expect_cursor=(0, 0), new_cursor=(0, 52))
+    assert store.check() == ["a: characters 26-52 of message 0 were never read"]

@@ -12,9 +12,10 @@ import pytest
 from memory_fakes import chat, echo_model
 from pg_helpers import drop, pg_url
 
-from personamem.memory import Memory
-from personamem.memory.store import (
+from personamem.store import (
+    SCHEMA_VERSION,
     Conflict,
+    Memory,
     NewMessage,
     NewVersion,
     SQLiteStore,
@@ -29,8 +30,10 @@ def msg(content: str, msg_id: str | None = None, role: str = "user") -> NewMessa
     return NewMessage(msg_id=msg_id, role=role, content=content, tokens=len(content.split()))
 
 
-def version(text: str = "- x") -> NewVersion:
-    return NewVersion(source="edit", state='{"lines": []}', text=text)
+def version(text: str = "- x", read: list[int] | None = None) -> NewVersion:
+    if read is None:
+        return NewVersion(source="edit", state='{"lines": []}', text=text)
+    return NewVersion(source="update", state='{"lines": []}', text=text, message_ids=read)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -79,9 +82,9 @@ def test_messages_numbered_per_user_and_idempotent(store: Store) -> None:
 
 
 def test_commit_is_compare_and_swap(store: Store) -> None:
-    store.add_messages("u", [msg("a"), msg("b"), msg("c")])
+    store.add_messages("u", [msg("a"), msg("b"), msg("c", role="system")])
     r1 = store.commit_version(
-        "u", version("- one"), expect_head=0, expect_cursor=(0, 0), new_cursor=(2, 0)
+        "u", version("- one", read=[0, 1]), expect_head=0, expect_cursor=(0, 0), new_cursor=(2, 0)
     )
     assert (r1.version, r1.parent) == (1, 0)
     with pytest.raises(Conflict):
@@ -194,7 +197,10 @@ def test_postgres_schema_comes_from_alembic_migrations() -> None:
     url = pg_url()
     try:
         store = PostgresStore(url)
-        assert store._query("SELECT version_num FROM alembic_version") == [("0001",)]
+        assert store._query("SELECT version_num FROM alembic_version") == [("0002",)]
+        assert store._query("SELECT value FROM meta WHERE key = 'schema'") == [
+            (str(SCHEMA_VERSION),)
+        ]
         store.add_messages("u", [msg("kept")])
         store.close()
         PostgresStore(url).close()  # opening again is a no-op migration that keeps the data
@@ -219,11 +225,57 @@ def test_postgres_schema_comes_from_alembic_migrations() -> None:
         drop(url)
 
 
+def test_postgres_newer_database_is_refused() -> None:
+    url = pg_url()
+    try:
+        store = PostgresStore(url)
+        store._query(
+            "UPDATE meta SET value = %s WHERE key = 'schema' RETURNING key",
+            (str(SCHEMA_VERSION + 1),),
+        )
+        store.close()
+        with pytest.raises(StoreError, match="newer personamem"):
+            PostgresStore(url)
+    finally:
+        drop(url)
+
+
+def test_postgres_schema_1_is_migrated() -> None:
+    """A database as schema 1 left it (Alembic at 0001, a cursor counted in parts) opens as
+    schema 2 with the part position reset to the message's start: nothing skipped."""
+    url = pg_url()
+    try:
+        opts = {"strategy": "extract", "chunk_tokens": 40, "memory_tokens": 400}
+        with Memory(PostgresStore(url), model=echo_model(), **opts) as mem:
+            mem.add([{"role": "user", "content": "I grow tomatoes. " * 40}], "u")
+        dsn, schema = split_url(url)
+        upgrade(dsn, schema, "-1")  # Alembic back to 0001
+        with psycopg_conn(url) as conn:  # as schema 1 left it: a cursor counted in parts
+            assert conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "1"
+            conn.execute("UPDATE users SET cursor_part = 2")
+        store = PostgresStore(url)
+        assert store._query("SELECT value FROM meta WHERE key='schema'") == [("2",)]
+        info = store.user("u")
+        assert info is not None and info.cursor_part == 0
+        store.close()
+    finally:
+        drop(url)
+
+
+def psycopg_conn(url: str):  # noqa: ANN201 - a psycopg connection in the store's schema
+    import psycopg
+
+    dsn, schema = split_url(url)
+    conn = psycopg.connect(dsn, autocommit=True)
+    conn.execute(f'SET search_path TO "{schema}"')
+    return conn
+
+
 KILLED_WRITER = """
 import sys
 sys.path.insert(0, {tests!r})
 from memory_fakes import chat, echo_model
-from personamem.memory import Memory
+from personamem.store import Memory
 from personamem.store.postgres import PostgresStore
 url, signal = sys.argv[1:3]
 mem = Memory(PostgresStore(url), model=echo_model(slow=60, signal_file=signal),

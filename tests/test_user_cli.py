@@ -9,7 +9,7 @@ import pytest
 from memory_fakes import chat, echo_model
 from typer.testing import CliRunner
 
-import personamem.memory.api as api
+import personamem.store.core as api
 from personamem.cli import app
 
 runner = CliRunner()

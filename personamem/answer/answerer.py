@@ -70,12 +70,11 @@ class Answerer:
         snippets: str | None = None,
     ) -> list[Message]:
         """The prompt: history (if any) as prior turns, then one user turn with the request."""
+        prefix = ""
         if memory is not None:
-            prefix = prompts.MEMORY_PREFIX.format(memory=memory.strip())
-        elif snippets is not None:
-            prefix = prompts.RETRIEVAL_PREFIX.format(snippets=snippets.strip())
-        else:
-            prefix = ""
+            prefix += prompts.MEMORY_PREFIX.format(memory=memory.strip())
+        if snippets is not None:  # alone (retrieval) or after the memory (memory+retrieval)
+            prefix += prompts.RETRIEVAL_PREFIX.format(snippets=snippets.strip())
         if options is not None:
             body = prompts.MCQ.format(
                 prefix=prefix, query=query.strip(), options=prompts.format_options(options)

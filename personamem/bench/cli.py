@@ -146,9 +146,23 @@ def run_cmd(
             "(default: three samples of --model)."
         ),
     ] = None,
-    context: Annotated[str, typer.Option(help="History length: 32k or 128k.")] = "32k",
+    context: Annotated[
+        str,
+        typer.Option(
+            help="History: 32k, 128k, or snippet (each question's related conversation "
+            "snippet as its own short history; works on train.csv, which has no full histories)."
+        ),
+    ] = "32k",
+    distractors: Annotated[
+        int,
+        typer.Option(help="--context snippet: other snippets of the same persona per history."),
+    ] = 0,
     mode: Annotated[str, typer.Option(help="mcq, open or both.")] = "mcq",
     limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    per_persona: Annotated[
+        int | None,
+        typer.Option(help="At most N questions per persona, drawn with --seed (a fixed subset)."),
+    ] = None,
     personas: Annotated[
         str | None, typer.Option(help="Comma-separated persona ids to keep.")
     ] = None,
@@ -168,7 +182,9 @@ def run_cmd(
     max_chunks: Annotated[
         int | None, typer.Option(help="Memory: read only the first N chunks (quick runs).")
     ] = None,
-    strategy: Annotated[str, typer.Option(help="Memory: select, extract or rewrite.")] = "select",
+    strategy: Annotated[
+        str, typer.Option(help="Memory: select, extract, rewrite or profile.")
+    ] = "select",
     notes: Annotated[
         bool, typer.Option(help="Memory (select): short notes; --no-notes keeps statements.")
     ] = True,
@@ -189,8 +205,10 @@ def run_cmd(
     report: Annotated[bool, typer.Option(help="Print and write the report at the end.")] = True,
 ) -> None:
     """Answer PersonaMem-v2 questions with each system, score them, record cost; resumable."""
-    if context not in ("32k", "128k"):
-        _fail(f"--context must be 32k or 128k, not {context!r}", 2)
+    if context not in ("32k", "128k", "snippet"):
+        _fail(f"--context must be 32k, 128k or snippet, not {context!r}", 2)
+    if distractors < 0:
+        _fail("--distractors must be 0 or more", 2)
     if mode not in MODES:
         _fail(f"--mode must be mcq, open or both, not {mode!r}", 2)
     names = _csv(systems)
@@ -201,8 +219,8 @@ def run_cmd(
             f"choose from {', '.join(sorted(SYSTEMS))}",
             2,
         )
-    if strategy not in ("select", "extract", "rewrite"):
-        _fail("--strategy must be select, extract or rewrite", 2)
+    if strategy not in ("select", "extract", "rewrite", "profile"):
+        _fail("--strategy must be select, extract, rewrite or profile", 2)
     if mcq_method not in ("auto", "likelihood", "score", "generate"):
         _fail("--mcq-method must be auto, likelihood, score or generate", 2)
     if concurrency < 1:
@@ -222,6 +240,7 @@ def run_cmd(
             modes=list(MODES[mode]),
             split=split,
             limit=limit,
+            per_persona=per_persona,
             personas=_csv(personas),
             concurrency=concurrency,
             chunk_tokens=chunk_tokens,
@@ -232,6 +251,7 @@ def run_cmd(
             top_k=top_k,
             snippet_tokens=snippet_tokens,
             seed=seed,
+            distractors=distractors,
             mcq_method=mcq_method,  # type: ignore[arg-type]
             cache_dir=str(cache_dir or default_cache_dir()),
         )

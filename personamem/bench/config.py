@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 Mode = Literal["mcq", "open"]
-ContextSize = Literal["32k", "128k"]
+ContextSize = Literal["32k", "128k", "snippet"]
 MODES: dict[str, tuple[Mode, ...]] = {"mcq": ("mcq",), "open": ("open",), "both": ("mcq", "open")}
 
 #: Settings that change what an answer is: a run folder cannot be resumed with different ones.
@@ -26,6 +26,7 @@ FINGERPRINT = (
     "snippet_tokens",
     "seed",
     "mcq_method",
+    "distractors",
 )
 
 
@@ -51,6 +52,8 @@ class RunConfig(BaseModel):
     modes: list[Mode] = Field(default_factory=lambda: ["mcq"])
     split: str = "benchmark"
     limit: int | None = None
+    per_persona: int | None = None
+    """At most N questions per persona, drawn with ``seed`` (a fixed, balanced subset)."""
     personas: list[str] = Field(default_factory=list)
     concurrency: int = 1
     chunk_tokens: int = 5000
@@ -61,6 +64,8 @@ class RunConfig(BaseModel):
     """Select strategy: short profile notes (False: the user's statements verbatim)."""
     top_k: int = 8
     snippet_tokens: int = 300
+    distractors: int = 0
+    """Snippet context: other snippets of the same persona around each question's own."""
     seed: int = 0
     """Mixed into every question's shuffle seed; 0 reproduces the default shuffles."""
     mcq_method: Literal["auto", "likelihood", "score", "generate"] = "auto"

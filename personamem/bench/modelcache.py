@@ -9,12 +9,18 @@ answers then find them here.
 
 A reused result is charged its logical input tokens with zero prefill (like a reused KV prefix),
 so the input tokens a system reports do not depend on the order systems ran in.
+
+With ``path``, scores are also appended to a JSONL file (the run folder's ``scores.jsonl``) and
+read back on the next start, so a stopped run does not score its baselines again. Keys include
+the model's name: another model never reuses them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from ..models.base import Generation, Message, Model
@@ -23,11 +29,33 @@ from ..models.base import Generation, Message, Model
 class ScoreCache(Model):
     """Delegates everything to ``inner``; memoizes :meth:`score_continuations` by exact input."""
 
-    def __init__(self, inner: Model) -> None:
+    def __init__(self, inner: Model, path: str | Path | None = None) -> None:
         super().__init__(name=inner.name, context_window=inner.context_window, usage=inner.usage)
         self.inner = inner
         self._scores: dict[str, tuple[int, list[tuple[float, int]]]] = {}
         self.hits = 0
+        self.path = Path(path) if path is not None else None
+        if self.path is not None and self.path.is_file():
+            with open(self.path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        row = json.loads(line)
+                        self._scores[row["key"]] = (
+                            int(row["tokens_in"]),
+                            [(float(a), int(b)) for a, b in row["scores"]],
+                        )
+                    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                        continue  # a torn last line: that score is computed again
+
+    def _save(self, key: str, tokens_in: int, result: list[tuple[float, int]]) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        row = {"key": key, "tokens_in": tokens_in, "scores": [list(x) for x in result]}
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
 
     async def generate(self, messages: list[Message], **kw: Any) -> Generation:
         return await self.inner.generate(messages, **kw)
@@ -41,7 +69,9 @@ class ScoreCache(Model):
         self, messages: list[Message], continuations: list[str], *, prefix: str = ""
     ) -> list[tuple[float, int]] | None:
         key = hashlib.sha256(
-            json.dumps([messages, continuations, prefix], ensure_ascii=False).encode()
+            json.dumps(
+                [self.inner.name, messages, continuations, prefix], ensure_ascii=False
+            ).encode()
         ).hexdigest()
         if key in self._scores:
             tokens_in, result = self._scores[key]
@@ -51,7 +81,9 @@ class ScoreCache(Model):
         before = self.inner.usage.snapshot()
         result = await self.inner.score_continuations(messages, continuations, prefix=prefix)
         if result is not None:
-            self._scores[key] = (self.inner.usage.since(before).tokens_in, list(result))
+            tokens_in = self.inner.usage.since(before).tokens_in
+            self._scores[key] = (tokens_in, list(result))
+            self._save(key, tokens_in, list(result))
         return result
 
     def count_tokens(self, text: str) -> int:

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..answer import Answerer
 from ..data import ChatHistory, DataError, QAItem, Release, load_release
+from ..data.snippets import attach_snippet_histories
 from ..models import Model, ModelError, get_model
 from . import scoring
 from .config import RunConfig
@@ -133,12 +134,34 @@ def select_items(release: Release, config: RunConfig) -> list[QAItem]:
     if not with_history:
         raise BenchError(
             f"none of the {len(items)} selected questions has a {config.context} chat history "
-            f"(column chat_history_{config.context}_link is empty)"
+            + (
+                "(no related_conversation_snippet)"
+                if config.context == "snippet"
+                else f"(column chat_history_{config.context}_link is empty)"
+            )
         )
     items = with_history
+    if config.per_persona is not None:
+        items = per_persona_subset(items, config.per_persona, config.seed)
     if config.limit is not None:
         items = items[: max(0, config.limit)]
     return items
+
+
+def per_persona_subset(items: Sequence[QAItem], n: int, seed: int = 0) -> list[QAItem]:
+    """At most ``n`` questions per persona, drawn by a seeded hash of their ids (stable when other
+    rows are added), in the original order."""
+
+    def draw(q: QAItem) -> str:
+        return hashlib.sha256(f"{seed}:{q.id}".encode()).hexdigest()
+
+    keep: set[str] = set()
+    by_persona: dict[str, list[QAItem]] = defaultdict(list)
+    for q in items:
+        by_persona[q.persona_id].append(q)
+    for group in by_persona.values():
+        keep.update(q.id for q in sorted(group, key=draw)[: max(0, n)])
+    return [q for q in items if q.id in keep]
 
 
 class Runner:
@@ -181,6 +204,10 @@ class Runner:
                 self._release = load_release(self.config.data_dir, splits=(self.config.split,))
             except DataError as e:
                 raise BenchError(str(e)) from e
+            if self.config.context == "snippet":
+                attach_snippet_histories(
+                    self._release, distractors=self.config.distractors, seed=self.config.seed
+                )
         return self._release
 
     def model(self) -> Model:
@@ -188,7 +215,7 @@ class Runner:
         if self._model is None:
             self._model = get_model(self.config.model)
         if not isinstance(self._model, ScoreCache):
-            self._model = ScoreCache(self._model)
+            self._model = ScoreCache(self._model, self.store.root / "scores.jsonl")
         return self._model
 
     def memory_model(self) -> Model | None:

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from ..models.base import Message
 
 SPLITS = ("benchmark", "train", "val")
-Context = Literal["32k", "128k"]
+Context = Literal["32k", "128k", "snippet"]
 
 PREF_TYPES = {
     "stereotypical_pref",
@@ -76,12 +76,17 @@ class QAItem(BaseModel):
     distance_32k: int | None = None
     distance_128k: int | None = None
     related_snippet: list[dict[str, Any]] = []
+    history_snippet: str = ""
+    """Snippet mode: the link of a history made from this item's related conversation snippet
+    (see :func:`personamem.data.snippets.attach_snippet_histories`)."""
 
     @property
     def has_sensitive(self) -> bool:
         return self.sensitive_info.strip().lower() not in ("", "false", "none", "nan", "[]", "{}")
 
     def history_link(self, context: Context = "32k") -> str:
+        if context == "snippet":
+            return self.history_snippet
         return self.history_32k if context == "32k" else self.history_128k
 
 

@@ -18,9 +18,11 @@ from collections.abc import Iterable, Sequence
 from ..models.base import Message
 
 
-def render_message(index: int, message: Message) -> str:
-    """One message as ``[index] role: content``."""
-    return f"[{index}] {message['role']}: {message['content'].strip()}"
+def render_message(index: int, message: Message, part: int = 1, parts: int = 1) -> str:
+    """One message as ``[index] role: content``; part ``part`` of a message split in ``parts``
+    as ``[index] role (part k/n): content``."""
+    role = message["role"] if parts == 1 else f"{message['role']} (part {part}/{parts})"
+    return f"[{index}] {role}: {message['content'].strip()}"
 
 
 def render_messages(

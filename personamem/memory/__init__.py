@@ -1,34 +1,20 @@
-"""Agentic memory: build, update and hold one capped, human-readable memory per user."""
+"""The memory agent: build and update one capped, human-readable memory from a chat history.
+
+The product around it (a durable per-user store, versions, API, CLI) is :mod:`personamem.store`.
+"""
 
 from .agent import BuildResult, ChunkReport, MemoryAgent, MemoryConfig, MemoryUpdateError
-from .api import (
-    AddResult,
-    AsyncMemory,
-    LineSources,
-    LineView,
-    Memory,
-    MemoryBusy,
-    UpdateFailed,
-    UserMemory,
-    VersionInfo,
-    detect_forget,
-)
 from .chunking import Chunk, Piece, chunk_messages, split_message
+from .merge import detect_forget
+from .ownership import not_the_users, third_party, written_by_others
 from .privacy import PrivacyGuard, Redaction, find_secrets, redact
 from .state import EMPTY, MemoryLine, MemoryState
-from .store import SQLiteStore, Store, StoreError, UnknownUser, open_store
 
 __all__ = [
     "EMPTY",
-    "AddResult",
-    "AsyncMemory",
     "BuildResult",
     "Chunk",
     "ChunkReport",
-    "LineSources",
-    "LineView",
-    "Memory",
-    "MemoryBusy",
     "MemoryAgent",
     "MemoryConfig",
     "MemoryLine",
@@ -37,17 +23,12 @@ __all__ = [
     "Piece",
     "PrivacyGuard",
     "Redaction",
-    "SQLiteStore",
-    "Store",
-    "StoreError",
-    "UnknownUser",
-    "UpdateFailed",
-    "UserMemory",
-    "VersionInfo",
     "chunk_messages",
     "detect_forget",
     "find_secrets",
-    "open_store",
+    "not_the_users",
     "redact",
     "split_message",
+    "third_party",
+    "written_by_others",
 ]

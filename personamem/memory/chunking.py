@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from ..models.base import Message
+from ..data.render import render_message
+from ..models.base import Message, longest_prefix
 
 SEP = "\n\n"
 
@@ -25,10 +26,18 @@ class Piece:
     content: str
     part: int = 1
     parts: int = 1
+    start: int = 0
+    """Where this part starts in the message's text (characters of ``content.strip()``)."""
+
+    @property
+    def end(self) -> int:
+        """Where this part ends in the message's text."""
+        return self.start + len(self.content)
 
     def render(self) -> str:
-        tag = self.role if self.parts == 1 else f"{self.role} (part {self.part}/{self.parts})"
-        return f"[{self.index}] {tag}: {self.content.strip()}"
+        return render_message(
+            self.index, {"role": self.role, "content": self.content}, self.part, self.parts
+        )
 
 
 @dataclass
@@ -62,11 +71,27 @@ def _fits(count: Callable[[str], int], piece: Piece, limit: int) -> bool:
 
 
 def split_message(
-    index: int, message: Message, count: Callable[[str], int], limit: int
+    index: int, message: Message, count: Callable[[str], int], limit: int, *, skip_chars: int = 0
 ) -> list[Piece]:
-    """Split one message into pieces whose rendered size is at most ``limit`` tokens."""
+    """Split one message into pieces whose rendered size is at most ``limit`` tokens.
+
+    ``skip_chars``: the first characters of the (stripped) text were already read. The pieces
+    are the ones the whole message splits into when a part starts there (the settings did not
+    change since); otherwise the rest of the text is split on its own. Either way no character
+    after ``skip_chars`` is left out, whatever chunk size or tokenizer read the first part.
+    """
     text = message["content"].strip()
     role = message["role"]
+    if skip_chars >= len(text):
+        return []
+    if skip_chars:
+        whole_split = split_message(index, message, count, limit)
+        at = [k for k, p in enumerate(whole_split) if p.start == skip_chars]
+        if at:
+            return whole_split[at[0] :]
+        lead = len(text[skip_chars:]) - len(text[skip_chars:].lstrip())
+        rest = split_message(index, {"role": role, "content": text[skip_chars:]}, count, limit)
+        return [replace(p, start=p.start + skip_chars + lead) for p in rest]
     whole = Piece(index, role, text)
     if _fits(count, whole, limit):
         return [whole]
@@ -75,20 +100,15 @@ def split_message(
     budget = limit - header - 1
     if budget < 8:
         raise ValueError(f"chunk size {limit} is too small to hold any message text")
-    parts: list[str] = []
-    rest = text
-    while rest:
+    parts: list[tuple[int, str]] = []
+    pos = 0
+    while pos < len(text):
+        rest = text[pos:]
         if count(rest) <= budget:
-            parts.append(rest)
+            parts.append((pos, rest))
             break
-        # Longest prefix under budget by binary search on characters ...
-        lo, hi = 1, len(rest)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if count(rest[:mid]) <= budget:
-                lo = mid
-            else:
-                hi = mid - 1
+        # Longest prefix under budget ...
+        lo = max(1, len(longest_prefix(rest, count, budget)))
         # ... then back off to the best natural boundary in its last half.
         cut = lo
         for kind in (r"\n\s*\n", r"[.!?][\"')\]]?\s+", r"\s+"):
@@ -97,11 +117,13 @@ def split_message(
             if ends:
                 cut = ends[-1]
                 break
-        parts.append(rest[:cut].strip())
-        rest = rest[cut:].strip()
-    parts = [p for p in parts if p]
+        parts.append((pos, rest[:cut].rstrip()))
+        pos += cut
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    parts = [(at, p) for at, p in parts if p]
     n = len(parts)
-    pieces = [Piece(index, role, p, k + 1, n) for k, p in enumerate(parts)]
+    pieces = [Piece(index, role, p, k + 1, n, at) for k, (at, p) in enumerate(parts)]
     for p in pieces:  # exactness check: never hand back an oversize piece
         assert _fits(count, p, limit), "split produced an oversize piece"
     return pieces
@@ -114,11 +136,16 @@ def chunk_messages(
     *,
     start: int = 0,
     include_system: bool = False,
+    first_number: int = 0,
+    skip_chars: int = 0,
 ) -> list[Chunk]:
     """Greedy chunking: add whole messages while the rendered chunk stays within ``chunk_tokens``.
 
     ``count`` is the model's exact token counter; ``start`` is the history index of
-    ``messages[0]``. System messages are skipped unless ``include_system``.
+    ``messages[0]``; chunks are numbered from ``first_number``; the first ``skip_chars``
+    characters of ``messages[0]`` were already read (see :func:`split_message`). System messages are skipped unless
+    ``include_system``. Greedy chunking is prefix-stable: every chunk but the last is the same
+    whatever messages follow, so a store can read a history as it arrives.
     """
     if chunk_tokens < 16:
         raise ValueError("chunk_tokens must be at least 16")
@@ -128,7 +155,8 @@ def chunk_messages(
             continue
         if not m["content"].strip():
             continue
-        pieces.extend(split_message(start + i, m, count, chunk_tokens))
+        skip = skip_chars if i == 0 else 0
+        pieces.extend(split_message(start + i, m, count, chunk_tokens, skip_chars=skip))
     chunks: list[Chunk] = []
     current: list[Piece] = []
     current_tokens = 0
@@ -139,9 +167,9 @@ def chunk_messages(
                 current.append(p)
                 current_tokens = candidate
                 continue
-            chunks.append(Chunk(len(chunks), current, current_tokens))
+            chunks.append(Chunk(first_number + len(chunks), current, current_tokens))
         current = [p]
         current_tokens = count(p.render())
     if current:
-        chunks.append(Chunk(len(chunks), current, current_tokens))
+        chunks.append(Chunk(first_number + len(chunks), current, current_tokens))
     return chunks

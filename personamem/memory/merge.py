@@ -40,6 +40,10 @@ def content_words(text: str) -> set[str]:
     return {stem(w) for w in re.findall(r"[a-z][a-z'\-]+", text.lower()) if w not in STOP}
 
 
+FORGET_MATCH = 0.6
+"""Word overlap from which a memory line counts as the thing a user asked to forget."""
+
+
 def overlap(a: str, b: str) -> float:
     """Overlap coefficient of content words: |A∩B| / min(|A|, |B|) (0 when either is empty)."""
     wa, wb = content_words(a), content_words(b)
@@ -162,3 +166,28 @@ def salvage_json(text: str, key: str) -> list[Any] | None:
             break
         items.append(item)
     return items
+
+
+# --- length limits -----------------------------------------------------------------------------
+_DANGLING = re.compile(
+    r"(?:\s+(?:a|an|the|and|or|of|in|on|at|to|for|with|without|by|from|as|into|about|"
+    r"\w{1,2}|\d+))+$",
+    re.IGNORECASE,
+)
+
+
+def cut_at_phrase(text: str, limit: int | None) -> str:
+    """A string a JSON schema's ``maxLength`` (``limit``) may have closed mid-word, cut back to
+    its last whole phrase when it reached the limit: the last comma or semicolon when that keeps
+    most of it, else without its last (maybe cut) word and dangling function words ("aligned
+    with festival weekend, with a 2" -> "aligned with festival weekend"). Shorter text is
+    returned unchanged; empty when nothing whole is left."""
+    if not limit or len(text) < limit - 1:
+        return text
+    cut = max(text.rfind(","), text.rfind(";"))
+    if cut >= len(text) * 0.5:
+        return text[:cut]
+    words = text.split()
+    if len(words) > 1:
+        text = " ".join(words[:-1])  # the last word may itself be cut ("coordinat")
+    return _DANGLING.sub("", text)

@@ -196,3 +196,9 @@ def topic_messages(question: str) -> list[dict[str, str]]:
 
 def topic_schema(max_chars: int = 70) -> dict:
     return _one_string("topic", 3, max_chars)
+
+
+# Whether a memory line is about something the user asked to forget (one prompt for every path).
+FORGET_USER = """Note: {note}
+The user asked: forget {what}.
+Is the note about what the user asked to forget? Answer yes or no."""

@@ -22,9 +22,13 @@ _META = re.compile(
     r"(?i)^(?:thanks|thank you|great|perfect|awesome|ok|okay|yes|sure|sounds good|got it|"
     r"that'?s (?:great|helpful|perfect))\b[^.!?]*[.!?]?$"
 )
-_HYPOTHETICAL = re.compile(
-    r"(?i)^\s*(?:if|imagine|suppose|what if|hypothetically|pretend|let's say)\b"
+HYPOTHETICAL = re.compile(
+    r"(?i)^\W*(?:imagine|suppose|pretend|what\s+if|if\s+i\s+(?:were|was|had|lived)"
+    r"|let'?s\s+say|hypothetically|in\s+a\s+world\s+where|say\s+i\s+(?:were|was))\b"
 )
+"""A sentence or message that starts a hypothetical ("Imagine I were ...", "What if ...")."""
+_CONDITIONAL = re.compile(r"(?i)^\W*if\b")
+"""A conditional sentence ("If it rains, ..."): no statement of fact about the user."""
 _OTHERS = (
     r"friend|colleague|coworker|co-worker|sister|brother|mom|mother|dad|father|partner|wife|"
     r"husband|boss|manager|client|roommate|neighbou?r|son|daughter|cousin|aunt|uncle|team|"
@@ -134,7 +138,7 @@ def candidates(text: str, *, min_words: int = 5, max_words: int = 60) -> list[st
         # often is the only sign of a changed preference).
         if not (_FIRST_PERSON.search(s) or (s.endswith("?") and not _FOLLOW_UP.match(s))):
             continue
-        if _META.match(s) or _HYPOTHETICAL.match(s):
+        if _META.match(s) or HYPOTHETICAL.match(s) or _CONDITIONAL.match(s):
             continue
         if _ABOUT_OTHER.match(s):
             continue

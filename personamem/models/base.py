@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -64,6 +65,21 @@ class Usage:
         return dict(self.__dict__)
 
 
+def longest_prefix(text: str, count: Callable[[str], int], max_tokens: int) -> str:
+    """The longest prefix of ``text`` with at most ``max_tokens`` tokens by ``count``
+    (binary search on characters; the one truncation search of personamem)."""
+    if count(text) <= max_tokens:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count(text[:mid]) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo]
+
+
 @dataclass
 class Model(ABC):
     """An LLM: generate text, optionally score a fixed set of choices, count tokens exactly.
@@ -121,16 +137,7 @@ class Model(ABC):
 
     def truncate_to_tokens(self, text: str, max_tokens: int) -> str:
         """Longest prefix of ``text`` that fits in ``max_tokens`` (binary search on characters)."""
-        if self.count_tokens(text) <= max_tokens:
-            return text
-        lo, hi = 0, len(text)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self.count_tokens(text[:mid]) <= max_tokens:
-                lo = mid
-            else:
-                hi = mid - 1
-        return text[:lo]
+        return longest_prefix(text, self.count_tokens, max_tokens)
 
     def _record(self, g: Generation, prefill_seconds: float = 0.0) -> Generation:
         self.usage.add(g, prefill_seconds)

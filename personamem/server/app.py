@@ -23,11 +23,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..memory import AddResult, AsyncMemory, MemoryBusy, UpdateFailed, VersionInfo
 from ..memory.agent import MemoryUpdateError
-from ..memory.store import Conflict, StoreError, UnknownUser
 from ..models import ModelError
-from ..store.postgres import open_any_store
+from ..store import (
+    AddResult,
+    AsyncMemory,
+    MemoryBusy,
+    UpdateFailed,
+    VersionInfo,
+)
+from ..store.base import Conflict, StoreError, UnknownUser
 from .config import ServerConfig
 from .keys import ApiKey, KeyStore
 from .metrics import Metrics
@@ -733,7 +738,7 @@ def _add_links(app: FastAPI) -> None:
 def build_app(config: ServerConfig) -> FastAPI:
     """The app for a config: opens the store and key store at ``config.db``."""
     memory = AsyncMemory(
-        open_any_store(config.db),
+        config.db,
         model=config.model,
         chunk_tokens=config.chunk_tokens,
         memory_tokens=config.memory_tokens,

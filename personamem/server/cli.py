@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..memory.store import StoreError
+from ..store.base import StoreError
 from .config import ENV, ServerConfig
 from .keys import KeyStore
 
@@ -178,13 +178,12 @@ def worker(
     import signal
     import threading
 
-    from ..memory import AsyncMemory
-    from ..store.postgres import open_any_store
+    from ..store import AsyncMemory
     from .queue import DurableUpdates, LoopRunner, QueueConfig
 
     try:
         memory = AsyncMemory(
-            open_any_store(db), model=model, chunk_tokens=chunk_tokens, memory_tokens=memory_tokens
+            db, model=model, chunk_tokens=chunk_tokens, memory_tokens=memory_tokens
         )
         jobs = DurableUpdates(
             QueueConfig(url=queue, namespace=namespace, max_retries=max(0, retries - 1))

@@ -24,8 +24,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from ..memory.store import StoreError, sqlite_path
+from ..store.base import StoreError
 from ..store.postgres import split_url
+from ..store.sqlite import sqlite_path
 
 Scope = Literal["read", "write"]
 TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..memory import AsyncMemory, VersionInfo
-from ..memory.store import UnknownUser
+from ..store import AsyncMemory, VersionInfo
+from ..store.base import UnknownUser
 from .updates import JobState
 
 QUEUE = "memory_updates"

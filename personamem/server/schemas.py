@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ..memory.store import StoredMessage
+from ..store.base import StoredMessage
 
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$"
 """User ids: 1-128 letters, digits, ``. _ @ + -`` (starting with a letter or digit)."""

@@ -23,7 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..memory.store import (
+from .base import (
+    SCHEMA_VERSION,
     Conflict,
     Cursor,
     NewMessage,
@@ -35,9 +36,8 @@ from ..memory.store import (
     UnknownUser,
     UserInfo,
     VersionRecord,
+    user_problems,
 )
-
-SCHEMA_VERSION = 1
 
 _VERSION_COLS = (
     "user_id, version, parent, restores, source, state, text, model, prompt_version, "
@@ -83,8 +83,14 @@ class PostgresStore(Store):
     """The store in a PostgreSQL database (one connection per thread)."""
 
     def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
-        import psycopg  # the `server` extra
-
+        try:
+            import alembic  # noqa: F401 - the migrations need it
+            import psycopg
+        except ImportError as e:  # pragma: no cover - depends on the installed extras
+            raise StoreError(
+                f"PostgreSQL needs the server extra ({e.name} is missing): "
+                "pip install 'personamem[server]'"
+            ) from e
         self._psycopg = psycopg
         self.url = url
         self.dsn, self.schema = split_url(url)
@@ -507,48 +513,32 @@ class PostgresStore(Store):
             )
             problems += [f"foreign key: messages of missing user {r[0]!r}" for r in cur.fetchall()]
             cur.execute("SELECT user_id, next_seq, cursor, cursor_part, head FROM users")
-            for uid, next_seq, cursor, cursor_part, head in cur.fetchall():
+            for user in cur.fetchall():
+                uid, head = user[0], user[4]
                 cur.execute(
                     "SELECT COUNT(*), MIN(seq), MAX(seq) FROM messages WHERE user_id = %s", (uid,)
                 )
-                n, lo, hi = cur.fetchone()
-                if n != next_seq or (n and (lo != 0 or hi != n - 1)):
-                    problems.append(f"{uid}: messages not numbered 0..{next_seq - 1}")
-                if not 0 <= cursor <= next_seq:
-                    problems.append(f"{uid}: cursor {cursor} outside 0..{next_seq}")
+                numbering = cur.fetchone()
                 cur.execute(
-                    "SELECT COUNT(*), COALESCE(MAX(version), 0) FROM versions WHERE user_id = %s",
+                    "SELECT COUNT(*), COALESCE(MAX(version), 0),"
+                    " COALESCE(BOOL_OR(version = %s), FALSE) FROM versions WHERE user_id = %s",
+                    (head, uid),
+                )
+                versions = cur.fetchone()
+                cur.execute(
+                    "SELECT message_ids, report FROM versions WHERE user_id = %s"
+                    " AND source = 'update' ORDER BY version",
                     (uid,),
                 )
-                nv, maxv = cur.fetchone()
-                if nv != maxv:
-                    problems.append(f"{uid}: versions not numbered 1..{maxv}")
-                if head:
-                    cur.execute(
-                        "SELECT 1 FROM versions WHERE user_id = %s AND version = %s", (uid, head)
-                    )
-                    if not cur.fetchone():
-                        problems.append(f"{uid}: head v{head} missing")
+                consumed = cur.fetchall()
                 cur.execute(
-                    "SELECT message_ids FROM versions WHERE user_id = %s AND source = 'update'"
-                    " ORDER BY version",
+                    "SELECT seq, role, content FROM messages WHERE user_id = %s ORDER BY seq",
                     (uid,),
                 )
-                last = -1
-                for (ids,) in cur.fetchall():
-                    got = json.loads(ids)
-                    if got and got[0] < last:
-                        problems.append(f"{uid}: message {got[0]} was read into the memory twice")
-                    last = max(got, default=last)
-                done = cursor if cursor_part == 0 else cursor + 1
-                if last >= done:
-                    problems.append(f"{uid}: a version read message {last} beyond the cursor")
+                msgs = cur.fetchall()
                 cur.execute("SELECT state FROM versions WHERE user_id = %s", (uid,))
-                for (state,) in cur.fetchall():
-                    try:
-                        json.loads(state)
-                    except ValueError:
-                        problems.append(f"{uid}: a version's state is not valid JSON")
+                states = [r[0] for r in cur.fetchall()]
+                problems += user_problems(user, numbering, versions, consumed, msgs, states)
         return problems
 
 
@@ -558,6 +548,29 @@ MIGRATIONS = Path(__file__).parent / "pg_migrations"
 def sqlalchemy_url(dsn: str) -> str:
     """The libpq URL as SQLAlchemy names the psycopg 3 driver."""
     return "postgresql+psycopg://" + dsn.split("://", 1)[1]
+
+
+def refuse_newer(conn: Any, where: str) -> None:
+    """:class:`StoreError` if the database was written by a newer personamem (a schema version
+    above :data:`SCHEMA_VERSION`); older ones are migrated by Alembic."""
+    import sqlalchemy as sa
+
+    if conn.execute(sa.text("SELECT to_regclass('meta')")).scalar() is None:
+        return
+    found = conn.execute(sa.text("SELECT value FROM meta WHERE key = 'schema'")).scalar()
+    if found is None:
+        return
+    try:
+        number = int(found)
+    except ValueError:
+        raise StoreError(
+            f"{where}: unreadable schema version {found!r}; not a personamem store?"
+        ) from None
+    if number > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where} was written by a newer personamem (store schema {number}; this version "
+            f"reads up to {SCHEMA_VERSION}): upgrade personamem to open it"
+        )
 
 
 def upgrade(dsn: str, schema: str | None = None, revision: str = "head") -> None:
@@ -574,6 +587,7 @@ def upgrade(dsn: str, schema: str | None = None, revision: str = "head") -> None
             if schema:
                 conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
                 conn.execute(sa.text(f'SET search_path TO "{schema}"'))
+            refuse_newer(conn, dsn if not schema else f"{dsn} (schema {schema})")
             cfg = Config()
             cfg.set_main_option("script_location", str(MIGRATIONS))
             cfg.attributes["connection"] = conn
@@ -588,12 +602,4 @@ def upgrade(dsn: str, schema: str | None = None, revision: str = "head") -> None
         engine.dispose()
 
 
-def open_any_store(url: str | Store) -> str | Store:
-    """A :class:`PostgresStore` for a PostgreSQL URL; anything else is returned as given (the
-    memory API opens SQLite URLs itself)."""
-    if is_postgres_url(url):
-        return PostgresStore(str(url))
-    return url
-
-
-__all__ = ["PostgresStore", "is_postgres_url", "open_any_store", "split_url", "upgrade"]
+__all__ = ["PostgresStore", "is_postgres_url", "split_url", "upgrade"]

@@ -1,5 +1,10 @@
 """``memory``: the agentic memory. One memory per history, built once, shared by all its questions.
 
+The memory is the one users get: the same :class:`MemoryAgent` (chunking, strategy, ownership
+and forget rules, cap, privacy) that :class:`personamem.store.Memory` runs over a user's stored
+messages, with the same :class:`MemoryConfig`; ``tests/test_one_pipeline.py`` checks that both
+give byte-identical memories.
+
 Built memories are cached on disk, keyed by (history content, model, prompt version, chunk size,
 memory cap, chunk limit, strategy), so another run with the same settings reuses them. A build is
 checkpointed after every chunk: an interrupted build resumes at the next chunk. A copy of each
@@ -14,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ...data import ChatHistory, QAItem
-from ...memory import ChunkReport, MemoryAgent, MemoryState
+from ...memory import ChunkReport, MemoryAgent, MemoryConfig, MemoryState
+from ...memory.agent import AGENT_VERSION
 from ...models import Model
 from ..store import write_json_atomic
 from .base import Context, Prepared, System, register
@@ -31,20 +37,25 @@ class Memory(System):
         """The model that writes this system's memories."""
         return self.env.memory_model or self.env.model
 
-    def agent(self) -> MemoryAgent:
+    def memory_config(self) -> MemoryConfig:
+        """The agent's settings (what ``Memory(..., chunk_tokens=, memory_tokens=, strategy=,
+        notes=)`` gives the store)."""
         cfg = self.env.config
-        return MemoryAgent(
-            self.writer,
-            cfg.chunk_tokens,
-            cfg.memory_tokens,
+        return MemoryConfig(
+            chunk_tokens=cfg.chunk_tokens,
+            memory_tokens=cfg.memory_tokens,
             strategy=cfg.strategy,
             notes=cfg.notes,
         )
+
+    def agent(self) -> MemoryAgent:
+        return MemoryAgent(self.writer, config=self.memory_config())
 
     def version(self) -> dict[str, Any]:
         cfg = self.env.config
         return {
             "prompt_version": self.agent().prompt_version,
+            "agent_version": AGENT_VERSION,
             "chunk_tokens": cfg.chunk_tokens,
             "memory_tokens": cfg.memory_tokens,
             "max_chunks": cfg.max_chunks,

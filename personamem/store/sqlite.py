@@ -1,21 +1,5 @@
-"""Durable storage of users, their messages, every memory version and the redaction log.
-
-:class:`Store` is the small interface the :mod:`~personamem.memory.api` layer talks to;
-:class:`SQLiteStore` implements it with the standard library's ``sqlite3`` (WAL journal, one
-connection per thread, every write one ``BEGIN IMMEDIATE`` transaction). A PostgreSQL backend can
-implement the same methods (``SELECT ... FOR UPDATE`` in place of ``BEGIN IMMEDIATE``).
-
-Invariants, each kept by a single transaction:
-
-* a user's messages are numbered ``0, 1, 2, ...`` (``seq``) in arrival order, never renumbered;
-  a message id seen twice is stored once;
-* ``users.cursor`` is the first message not yet read into the memory: messages ``>= cursor``
-  are pending. It only moves together with the version that consumed the messages;
-* ``users.head`` is the current version; versions are ``1, 2, 3, ...`` and never rewritten.
-  A version and the head/cursor move are committed together or not at all
-  (:meth:`Store.commit_version` is a compare-and-swap on head and cursor);
-* the redaction log holds kinds, places and keyed fingerprints, never the secret.
-"""
+"""The store in one SQLite file (standard library ``sqlite3``, WAL journal, one connection per
+thread, every write one ``BEGIN IMMEDIATE`` transaction)."""
 
 from __future__ import annotations
 
@@ -25,272 +9,26 @@ import socket
 import sqlite3
 import threading
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, Field
-
-SCHEMA_VERSION = 1
-
-
-Cursor = tuple[int, int]
-"""(seq, parts of that message already read)."""
-
-
-class StoreError(RuntimeError):
-    """The store cannot do what was asked (bad URL, unknown user, corrupt data)."""
-
-
-class UnknownUser(StoreError, KeyError):
-    """No such user in the store."""
-
-    def __str__(self) -> str:
-        return f"unknown user {self.args[0]!r}" if self.args else "unknown user"
-
-
-class Conflict(StoreError):
-    """The head or cursor moved since it was read (another writer committed first)."""
-
-
-# --- records ---------------------------------------------------------------------------------
-class NewMessage(BaseModel):
-    """A message ready to store: already redacted, with its redactions (kind, fingerprint)."""
-
-    msg_id: str | None = None
-    role: str
-    content: str
-    tokens: int = 0
-    redactions: list[dict[str, Any]] = Field(default_factory=list)
-
-
-class StoredMessage(BaseModel):
-    seq: int
-    msg_id: str
-    role: str
-    content: str
-    tokens: int
-    created_at: float
-
-
-class UserInfo(BaseModel):
-    user_id: str
-    created_at: float
-    messages: int
-    cursor: int
-    """First message not (completely) read into the memory: messages >= cursor are pending."""
-    cursor_part: int = 0
-    """Parts of message ``cursor`` already read (a message longer than a chunk is read in parts)."""
-    head: int
-
-
-class Provenance(BaseModel):
-    """What produced a memory version: model, prompt, the messages read, cost, warnings."""
-
-    model: str | None = None
-    prompt_version: str | None = None
-    message_ids: list[int] = Field(default_factory=list)
-    chunk_tokens: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    memory_tokens: int = 0
-    seconds: float = 0.0
-    restores: int | None = None
-    note: str = ""
-    warnings: list[str] = Field(default_factory=list)
-    report: dict[str, Any] = Field(default_factory=dict)
-
-
-class NewVersion(Provenance):
-    """A memory version to commit and what produced it."""
-
-    source: str  # update | edit | forget | undo
-    state: str  # MemoryState JSON
-    text: str
-
-
-class VersionRecord(NewVersion):
-    user_id: str
-    version: int
-    parent: int
-    created_at: float
-
-
-class RedactionRecord(BaseModel):
-    kind: str
-    location: str
-    fingerprint: str
-    start: int | None = None
-    end: int | None = None
-    seq: int | None = None
-    version: int | None = None
-    at: float = 0.0
-
-
-# --- interface -------------------------------------------------------------------------------
-class Store(ABC):
-    """What the memory API needs from a database."""
-
-    url: str
-
-    @abstractmethod
-    def fingerprint_key(self) -> bytes:
-        """The store's secret key for redaction fingerprints (never exported)."""
-
-    @abstractmethod
-    def add_messages(
-        self, user_id: str, messages: Sequence[NewMessage]
-    ) -> tuple[list[int], list[str]]:
-        """Store messages in order (creating the user); returns (new seqs, duplicate ids)."""
-
-    @abstractmethod
-    def user(self, user_id: str) -> UserInfo | None: ...
-
-    @abstractmethod
-    def users(self) -> list[str]: ...
-
-    @abstractmethod
-    def head(self, user_id: str) -> VersionRecord | None:
-        """The current version, or None before the first one."""
-
-    @abstractmethod
-    def snapshot(self, user_id: str) -> tuple[UserInfo, VersionRecord | None, list[StoredMessage]]:
-        """One consistent read: user, head version and the pending messages (seq >= cursor)."""
-
-    @abstractmethod
-    def version(self, user_id: str, version: int) -> VersionRecord | None: ...
-
-    @abstractmethod
-    def versions(self, user_id: str) -> list[VersionRecord]: ...
-
-    @abstractmethod
-    def messages(
-        self,
-        user_id: str,
-        start: int = 0,
-        end: int | None = None,
-        seqs: Iterable[int] | None = None,
-    ) -> list[StoredMessage]:
-        """Messages with ``start <= seq < end`` (or exactly ``seqs``), in order."""
-
-    @abstractmethod
-    def existing_seqs(self, user_id: str, seqs: Iterable[int]) -> set[int]: ...
-
-    @abstractmethod
-    def commit_version(
-        self,
-        user_id: str,
-        new: NewVersion,
-        *,
-        expect_head: int,
-        expect_cursor: Cursor | None = None,
-        new_cursor: Cursor | None = None,
-        redactions: Sequence[RedactionRecord] = (),
-    ) -> VersionRecord:
-        """Append a version and move head (and cursor) atomically; :class:`Conflict` if either
-        moved since read, :class:`UnknownUser` if the user was deleted."""
-
-    @abstractmethod
-    def advance_cursor(self, user_id: str, *, expect_cursor: Cursor, new_cursor: Cursor) -> None:
-        """Skip pending messages with nothing to read (system or empty messages)."""
-
-    @abstractmethod
-    def redactions(self, user_id: str) -> list[RedactionRecord]: ...
-
-    @abstractmethod
-    def acquire(self, user_id: str, owner: str, ttl: float) -> bool:
-        """Take the user's update lease if free, expired or held by a dead local process."""
-
-    @abstractmethod
-    def renew(self, user_id: str, owner: str, ttl: float) -> bool: ...
-
-    @abstractmethod
-    def release(self, user_id: str, owner: str) -> None: ...
-
-    @abstractmethod
-    def delete_user(self, user_id: str) -> dict[str, int]:
-        """Remove every row of the user; returns how many of each were deleted."""
-
-    @abstractmethod
-    def check(self) -> list[str]:
-        """Integrity and invariant problems (empty when the store is consistent)."""
-
-    @contextmanager
-    def consistent(self) -> Iterator[None]:
-        """Reads inside see one snapshot of the store (a no-op where reads always do)."""
-        yield
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release connections."""
-
+from .base import (
+    Conflict,
+    Cursor,
+    NewMessage,
+    NewVersion,
+    RedactionRecord,
+    Store,
+    StoredMessage,
+    StoreError,
+    UnknownUser,
+    UserInfo,
+    VersionRecord,
+)
+from .sqlite_admin import check_database, prepare_database
 
 # --- SQLite ----------------------------------------------------------------------------------
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    user_id    TEXT PRIMARY KEY,
-    created_at REAL NOT NULL,
-    next_seq   INTEGER NOT NULL DEFAULT 0,
-    cursor     INTEGER NOT NULL DEFAULT 0,
-    cursor_part INTEGER NOT NULL DEFAULT 0,
-    head       INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS messages (
-    user_id    TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-    seq        INTEGER NOT NULL,
-    msg_id     TEXT NOT NULL,
-    role       TEXT NOT NULL,
-    content    TEXT NOT NULL,
-    tokens     INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (user_id, seq),
-    UNIQUE (user_id, msg_id)
-);
-CREATE TABLE IF NOT EXISTS versions (
-    user_id        TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-    version        INTEGER NOT NULL,
-    parent         INTEGER NOT NULL,
-    restores       INTEGER,
-    source         TEXT NOT NULL,
-    state          TEXT NOT NULL,
-    text           TEXT NOT NULL,
-    model          TEXT,
-    prompt_version TEXT,
-    message_ids    TEXT NOT NULL,
-    chunk_tokens   INTEGER NOT NULL,
-    tokens_in      INTEGER NOT NULL,
-    tokens_out     INTEGER NOT NULL,
-    memory_tokens  INTEGER NOT NULL,
-    seconds        REAL NOT NULL,
-    note           TEXT NOT NULL,
-    warnings       TEXT NOT NULL,
-    report         TEXT NOT NULL,
-    created_at     REAL NOT NULL,
-    PRIMARY KEY (user_id, version)
-);
-CREATE TABLE IF NOT EXISTS redactions (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id     TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-    at          REAL NOT NULL,
-    location    TEXT NOT NULL,
-    kind        TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    start_pos   INTEGER,
-    end_pos     INTEGER,
-    seq         INTEGER,
-    version     INTEGER
-);
-CREATE INDEX IF NOT EXISTS redactions_user ON redactions(user_id, id);
-CREATE TABLE IF NOT EXISTS locks (
-    user_id TEXT PRIMARY KEY,
-    owner   TEXT NOT NULL,
-    host    TEXT NOT NULL,
-    pid     INTEGER NOT NULL,
-    expires REAL NOT NULL
-);
-"""
 
 _VERSION_COLS = (
     "user_id, version, parent, restores, source, state, text, model, prompt_version, "
@@ -349,14 +87,7 @@ class SQLiteStore(Store):
             parent.mkdir(parents=True, exist_ok=True)
         conn = self._conn()
         with self._write(conn):
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    conn.execute(stmt)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value)"
-                " VALUES ('schema', ?), ('fingerprint_key', ?)",
-                (str(SCHEMA_VERSION), os.urandom(16).hex()),
-            )
+            prepare_database(conn, self.path)
         self._key = bytes.fromhex(
             conn.execute("SELECT value FROM meta WHERE key='fingerprint_key'").fetchone()[0]
         )
@@ -757,101 +488,8 @@ class SQLiteStore(Store):
         return counts
 
     def check(self) -> list[str]:
-        problems: list[str] = []
         with self._read() as conn:
-            res = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
-            if res != ["ok"]:
-                problems += [f"integrity: {r}" for r in res]
-            problems += [
-                f"foreign key: {tuple(r)}"
-                for r in conn.execute("PRAGMA foreign_key_check").fetchall()
-            ]
-            users = conn.execute(
-                "SELECT user_id, next_seq, cursor, cursor_part, head FROM users"
-            ).fetchall()
-            for u in users:
-                uid = u["user_id"]
-                n, lo, hi = conn.execute(
-                    "SELECT COUNT(*), MIN(seq), MAX(seq) FROM messages WHERE user_id = ?", (uid,)
-                ).fetchone()
-                if n != u["next_seq"] or (n and (lo != 0 or hi != n - 1)):
-                    problems.append(f"{uid}: messages not numbered 0..{u['next_seq'] - 1}")
-                if not 0 <= u["cursor"] <= u["next_seq"]:
-                    problems.append(f"{uid}: cursor {u['cursor']} outside 0..{u['next_seq']}")
-                nv, maxv = conn.execute(
-                    "SELECT COUNT(*), COALESCE(MAX(version), 0) FROM versions WHERE user_id = ?",
-                    (uid,),
-                ).fetchone()
-                if nv != maxv:
-                    problems.append(f"{uid}: versions not numbered 1..{maxv}")
-                if (
-                    u["head"]
-                    and not conn.execute(
-                        "SELECT 1 FROM versions WHERE user_id = ? AND version = ?", (uid, u["head"])
-                    ).fetchone()
-                ):
-                    problems.append(f"{uid}: head v{u['head']} missing")
-                consumed = conn.execute(
-                    "SELECT message_ids FROM versions WHERE user_id = ? AND source = 'update'"
-                    " ORDER BY version",
-                    (uid,),
-                ).fetchall()
-                # Updates read messages in order; consecutive chunks share at most the one
-                # message a chunk boundary split.
-                last = -1
-                for (ids,) in consumed:
-                    got = json.loads(ids)
-                    if got and got[0] < last:
-                        problems.append(f"{uid}: message {got[0]} was read into the memory twice")
-                    last = max(got, default=last)
-                done = u["cursor"] if u["cursor_part"] == 0 else u["cursor"] + 1
-                if last >= done:
-                    problems.append(f"{uid}: a version read message {last} beyond the cursor")
-                for (state,) in conn.execute(
-                    "SELECT state FROM versions WHERE user_id = ?", (uid,)
-                ).fetchall():
-                    try:
-                        json.loads(state)
-                    except ValueError:
-                        problems.append(f"{uid}: a version's state is not valid JSON")
-        return problems
+            return check_database(conn)
 
 
-def open_store(url: str | Store | Path) -> Store:
-    """A store from a URL: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or a file path.
-
-    ``?synchronous=normal`` trades power-loss durability of the last commits for speed.
-    """
-    if isinstance(url, Store):
-        return url
-    url = str(url)
-    if url.startswith(("postgres://", "postgresql://")):
-        raise StoreError("PostgreSQL is not implemented yet; use sqlite:///path.db")
-    if "://" in url and not url.startswith("sqlite:"):
-        raise StoreError(f"unsupported store URL {url!r}; use sqlite:///path.db")
-    sync = "FULL"
-    if "?" in url:
-        for part in url.split("?", 1)[1].split("&"):
-            k, _, v = part.partition("=")
-            if k == "synchronous":
-                sync = v
-            else:
-                raise StoreError(f"unknown store option {k!r} in {url!r}")
-    return SQLiteStore(sqlite_path(url), synchronous=sync)
-
-
-__all__ = [
-    "Conflict",
-    "Cursor",
-    "NewMessage",
-    "NewVersion",
-    "RedactionRecord",
-    "SQLiteStore",
-    "Store",
-    "StoreError",
-    "StoredMessage",
-    "UnknownUser",
-    "UserInfo",
-    "VersionRecord",
-    "open_store",
-]
+__all__ = ["SQLiteStore", "sqlite_path"]

@@ -15,10 +15,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..memory.agent import MemoryUpdateError
 from ..models import DEFAULT_MEMORY_MODEL, ModelError, WeightsError
-from .agent import MemoryUpdateError
-from .api import Memory, MemoryBusy, UpdateFailed, VersionInfo
-from .store import StoreError, UnknownUser
+from .api import Memory
+from .base import StoreError, UnknownUser
+from .results import MemoryBusy, UpdateFailed, VersionInfo
 
 user_app = typer.Typer(
     help="Per-user memories in a durable store: add conversations, read, audit, correct, export.",
@@ -47,7 +48,7 @@ StrategyOpt = Annotated[
     str | None,
     typer.Option(
         envvar="PERSONAMEM_STRATEGY",
-        help="Memory update strategy of the agent (select, extract, rewrite; default: the "
+        help="Memory update strategy of the agent (select, extract, rewrite, profile; default: the "
         "agent's).",
     ),
 ]

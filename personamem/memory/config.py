@@ -1,0 +1,55 @@
+"""The memory agent's settings, as explicit fields of one dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .privacy import PrivacyGuard
+
+Strategy = Literal["select", "extract", "rewrite", "profile"]
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Knobs of the memory agent (defaults follow the paper where it says, measurement elsewhere).
+
+    Frozen: derive a variant with :func:`dataclasses.replace` (unknown fields are a TypeError).
+    """
+
+    chunk_tokens: int = 5000
+    memory_tokens: int = 2048
+    strategy: str = "select"
+    """One of the agent's strategies (:data:`personamem.memory.strategies.STRATEGIES`)."""
+    judge_statements: bool = False
+    """Select strategy: ask the model whether each statement is personal (P(yes) becomes its
+    score). Off by default: with Qwen2.5-0.5B the answers did not discriminate (P(yes) 0.22-0.39
+    for every statement, greetings included); turn it on for larger models."""
+    select_threshold: float = 0.5
+    notes: bool = True
+    """Select strategy: rewrite each selected statement as a short profile note (the statement
+    is kept as the line's evidence). Off: the memory holds the statements verbatim."""
+    step_tokens: int = 1200
+    """Extract strategy: the model reads the chunk in steps of at most this many tokens."""
+    assistant_tokens: int = 40
+    """Extract strategy: tokens of each assistant turn shown for context (-1: all)."""
+    max_facts_per_step: int = 6
+    check_replacements: bool = True
+    """Ask the model whether a new fact makes a similar old one out of date."""
+    max_new_tokens: int = 400
+    profile_tokens: int = 400
+    """Profile strategy: tokens of one user message the writer reads (longer ones are cut)."""
+    privacy: PrivacyGuard = field(default_factory=PrivacyGuard)
+
+    def __post_init__(self) -> None:
+        from .strategies import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; use one of {sorted(STRATEGIES)}")
+        if self.chunk_tokens < 16:
+            raise ValueError("chunk_tokens must be at least 16")
+        if self.memory_tokens < 1:
+            raise ValueError("memory_tokens must be positive")
+
+
+__all__ = ["MemoryConfig", "Strategy"]

@@ -1,0 +1,147 @@
+"""The profile strategy: one inferred line per user message, with the agent's shared rules."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from personamem.memory import MemoryAgent, MemoryUpdateError
+from personamem.memory.profile import (
+    PROFILE_SYSTEM,
+    parse_profile,
+    profile_messages,
+    profile_reply,
+)
+from personamem.models import ModelError, ScriptedModel
+from personamem.models.base import Message
+
+LINES = {
+    "leggings": "Dresses for comfort in athleisure",
+    "farmers market": "Shops at farmers markets",
+    "budget call": "none",
+}
+
+
+def writer(msgs: list[Message]) -> str:
+    said = msgs[-1]["content"].lower()
+    for key, line in LINES.items():
+        if key in said:
+            return profile_reply(None if line == "none" else line)
+    return profile_reply(None)
+
+
+def history(*user: str) -> list[Message]:
+    out: list[Message] = []
+    for u in user:
+        out += [{"role": "user", "content": u}, {"role": "assistant", "content": "Sure thing."}]
+    return out
+
+
+def test_prompt_ends_with_the_message_and_never_sees_the_memory() -> None:
+    msgs = profile_messages("  I wore leggings to brunch.  ")
+    assert msgs[0] == {"role": "system", "content": PROFILE_SYSTEM}
+    assert msgs[-1] == {"role": "user", "content": "I wore leggings to brunch."}
+    # the same prefix every time (KV-cache reuse)
+    assert profile_messages("other")[:-1] == msgs[:-1]
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ('{"profile": "enjoys jazz."}', "Enjoys jazz"),
+        ('{"profile": "none"}', ""),
+        ('{"profile": " None. "}', ""),
+        ('{"profile": 3}', None),
+        ("not json", None),
+        ("[]", None),
+    ],
+)
+def test_parse_profile(reply: str, expected: str | None) -> None:
+    assert parse_profile(reply) == expected
+
+
+def test_build_writes_inferred_lines_with_citations() -> None:
+    model = ScriptedModel(default=writer)
+    agent = MemoryAgent(model, chunk_tokens=400, memory_tokens=300, strategy="profile")
+    msgs = history(
+        "Running late, grabbing my leggings and zip-up after class.",
+        "Would the budget call on Tuesday work?",
+        "How do I keep farmers market kale fresh?",
+    )
+    result = asyncio.run(agent.build(msgs))
+    assert result.memory.splitlines() == [
+        "- Dresses for comfort in athleisure [msg 0]",
+        "- Shops at farmers markets [msg 4]",
+    ]
+    assert result.prompt_version.startswith("profile-")
+    # assistant turns are never sent to the writer
+    assert all(c[-1]["content"] != "Sure thing." for c in model.calls)
+
+
+def test_a_repeated_preference_is_merged() -> None:
+    model = ScriptedModel(default=writer)
+    agent = MemoryAgent(model, chunk_tokens=400, memory_tokens=300, strategy="profile")
+    msgs = history("My leggings are the best.", "Leggings again today, obviously.")
+    result = asyncio.run(agent.build(msgs))
+    assert result.memory == "- Dresses for comfort in athleisure [msg 0, 2]"
+
+
+def test_forget_request_removes_the_line_and_keeps_it_out() -> None:
+    model = ScriptedModel(default=writer)
+    agent = MemoryAgent(model, chunk_tokens=60, memory_tokens=300, strategy="profile")
+    msgs = history(
+        "Shopping at the farmers market is my Saturday ritual.",
+        "Please forget that I shop at farmers markets.",
+        "The farmers market had great kale again.",
+    )
+    result = asyncio.run(agent.build(msgs))
+    assert "farmers" not in result.memory.lower()
+
+
+def test_copied_example_secret_and_broken_reply_are_not_stored() -> None:
+    replies = [
+        profile_reply("Dresses for comfort in athleisure; does yoga"),  # a prompt example
+        profile_reply("Card 4111 1111 1111 1111 on file"),
+        "{broken",
+        profile_reply("Plays chess on weekends"),
+    ]
+    model = ScriptedModel(replies=list(replies))
+    agent = MemoryAgent(model, chunk_tokens=400, memory_tokens=300, strategy="profile")
+    msgs = history("one thing I said", "another thing", "a third thing", "I play chess a lot")
+    result = asyncio.run(agent.build(msgs))
+    assert result.memory == "- Plays chess on weekends [msg 6]"
+    assert any("not usable" in w for r in result.reports for w in r.warnings)
+
+
+def test_model_error_fails_the_update_and_keeps_the_previous_memory() -> None:
+    model = ScriptedModel(default=writer)
+    agent = MemoryAgent(model, chunk_tokens=400, memory_tokens=300, strategy="profile")
+    first = asyncio.run(agent.build(history("My leggings are the best.")))
+    broken = MemoryAgent(
+        ScriptedModel(default=ModelError("server down")),
+        chunk_tokens=400,
+        memory_tokens=300,
+        strategy="profile",
+    )
+    chunk = broken.chunk(history("How do I keep farmers market kale fresh?"))[0]
+    with pytest.raises(MemoryUpdateError):
+        asyncio.run(broken.update(first.state, chunk))
+    assert first.state.text == "- Dresses for comfort in athleisure [msg 0]"
+
+
+def test_the_cap_drops_whole_lines() -> None:
+    things = (
+        "stamps coins maps clocks lamps kites shells fossils vinyl comics posters cameras".split()
+    )
+    n = len(things)
+    replies = [profile_reply(f"Collects antique {t} every weekend") for t in things]
+    model = ScriptedModel(replies=replies)
+    agent = MemoryAgent(model, chunk_tokens=2000, memory_tokens=60, strategy="profile")
+    result = asyncio.run(agent.build(history(*[f"message {i} here" for i in range(n)])))
+    assert 0 < result.memory_tokens <= 60
+    lines = result.memory.splitlines()
+    assert 1 < len(lines) < n
+    assert all(line.startswith("- Collects antique ") for line in lines)
+    # the newest lines survive the cap, the oldest go first
+    assert "cameras" in result.memory and "stamps" not in result.memory
