@@ -76,6 +76,35 @@ async def test_background_update_returns_at_once_then_updates(app_keys) -> None:
         assert 'personamem_model_tokens_total{direction="in",op="update"}' in metrics
 
 
+async def test_over_cap_edit_busy_and_lost_lease(tmp_path: Path, monkeypatch) -> None:
+    """An edit over the cap is 422 `over_cap` and changes nothing; a lease held by another
+    worker (busy) and a lease taken over mid-forget (lost) are 409 and commit nothing."""
+    app, keys = make_app(tmp_path, memory_tokens=30)
+    memory = app.state.service.memory
+    key = keys.create("acme").key
+    async with asgi_client(app, key) as c:
+        await c.post("/v1/users/dan/messages", json={"messages": chat(2), "update": "none"})
+        assert (
+            await c.put("/v1/users/dan/memory", json={"text": "- Likes jazz"})
+        ).status_code == 200
+        r = await c.put("/v1/users/dan/memory", json={"text": "- Likes jazz music a lot\n" * 20})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "over_cap", r.text
+        assert "over the cap" in r.json()["error"]["message"] and "acme/" not in r.text
+        assert (await c.get("/v1/users/dan/memory")).json()["text"] == "- Likes jazz"
+
+        assert memory.store.acquire("acme/dan", "another-worker", 60)
+        monkeypatch.setattr(memory, "lock_timeout", 0.1)
+        r = await c.put("/v1/users/dan/memory", json={"text": "- Owns a cat"})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "conflict", r.text
+        memory.store.release("acme/dan", "another-worker")
+
+        monkeypatch.setattr(memory.store, "renew", lambda *a: False)  # another worker took over
+        r = await c.post("/v1/users/dan/forget", json={"what": "jazz"})
+        assert r.status_code == 409 and "lost the update lease" in r.json()["error"]["message"]
+        hist = (await c.get("/v1/users/dan/history")).json()
+        assert [v["source"] for v in hist] == ["edit"]
+
+
 async def test_edit_forget_undo_export_delete(app_keys) -> None:
     app, keys = app_keys
     key = keys.create("acme").key

@@ -28,7 +28,9 @@ from ..models import ModelError
 from ..store import (
     AddResult,
     AsyncMemory,
+    LeaseLost,
     MemoryBusy,
+    OverCap,
     UpdateFailed,
     VersionInfo,
 )
@@ -278,8 +280,9 @@ class Service:
         """One sleep-time job: read every full chunk pending for the user into the memory."""
         try:
             versions = await update_user(self.memory, internal)
-        except (UpdateFailed, MemoryUpdateError, ModelError):
-            self.metrics.model_errors.labels("update").inc()
+        except (UpdateFailed, MemoryUpdateError, ModelError) as e:
+            if not isinstance(e, LeaseLost) and not isinstance(e.__cause__, LeaseLost):
+                self.metrics.model_errors.labels("update").inc()  # a lost lease is no model error
             raise
         self.count_versions(versions, "update")
 
@@ -294,9 +297,15 @@ class Service:
             return await call
         except UnknownUser as e:
             raise ApiError(404, "not_found", who.scrub(str(e))) from None
-        except (Conflict, MemoryBusy) as e:
+        except (Conflict, MemoryBusy, LeaseLost) as e:
+            # Another writer holds (or took over) the user's lease: nothing was committed.
             raise ApiError(409, "conflict", who.scrub(str(e))) from None
+        except OverCap as e:
+            raise ApiError(422, "over_cap", who.scrub(str(e))) from None
         except UpdateFailed as e:
+            if isinstance(e.__cause__, LeaseLost):  # the messages are stored and stay pending
+                details = self.add_view(who, e.result.model_dump())
+                raise ApiError(409, "conflict", who.scrub(str(e)), details) from None
             self.metrics.model_errors.labels("update").inc()
             details = self.add_view(who, e.result.model_dump())
             raise ApiError(502, "model_error", who.scrub(str(e)), details) from None
