@@ -1,9 +1,10 @@
 """Durable storage of users, their messages, every memory version and the redaction log.
 
 :class:`Store` is the small interface the :mod:`~personamem.store.api` layer talks to;
-:class:`~personamem.store.sqlite.SQLiteStore` implements it with the standard library's ``sqlite3`` (WAL journal, one
-connection per thread, every write one ``BEGIN IMMEDIATE`` transaction). A PostgreSQL backend can
-implement the same methods (``SELECT ... FOR UPDATE`` in place of ``BEGIN IMMEDIATE``).
+:class:`~personamem.store.sqlite.SQLiteStore` implements it with the standard library's
+``sqlite3`` (WAL journal, one connection per thread, every write one ``BEGIN IMMEDIATE``
+transaction), :class:`~personamem.store.postgres.PostgresStore` with PostgreSQL (``SELECT ... FOR
+UPDATE`` in place of ``BEGIN IMMEDIATE``, Alembic migrations). :func:`open_store` picks one by URL.
 
 Invariants, each kept by a single transaction:
 
