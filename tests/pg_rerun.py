@@ -1,7 +1,8 @@
 """Run a SQLite store test module again with every store in PostgreSQL.
 
 ``rerun(module)`` returns the names to put in a test module's globals: the module's tests that
-do not reach into SQLite itself, its fixtures, and an autouse fixture under which
+do not reach into SQLite itself (nor run a real model: the ``slow`` ones test the model, not the
+store, and would double the slow suite's model time), its fixtures, and an autouse fixture under which
 :func:`personamem.store.open_store` opens each ``sqlite:///<path>`` URL as a PostgreSQL store in
 a fresh schema (the same schema for the same path, so reopening a "file" finds its data; every
 schema is dropped after the test). A ``store`` fixture is replaced by a PostgreSQL one.
@@ -80,7 +81,8 @@ def rerun(module: ModuleType) -> dict[str, Any]:
             out[name] = store if name == "store" else obj
         elif name.startswith("test_") and inspect.isfunction(obj):
             source = inspect.getsource(obj).replace("store: SQLiteStore", "")  # a type hint
-            if not any(mark in source for mark in SQLITE_ONLY):
+            slow = any(m.name == "slow" for m in getattr(obj, "pytestmark", []))
+            if not slow and not any(mark in source for mark in SQLITE_ONLY):
                 out[name] = obj
     return out
 
