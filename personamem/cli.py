@@ -17,6 +17,7 @@ from rich.table import Table
 
 from .bench.cli import bench_app
 from .models import DEFAULT_MEMORY_MODEL, DEFAULT_MODEL, ModelError, WeightsError, get_model
+from .server.cli import keys_app, serve, worker
 from .store.cli import user_app
 from .train.cli import train_app
 
@@ -32,6 +33,9 @@ app.add_typer(memory_app, name="memory")
 app.add_typer(user_app, name="user")
 app.add_typer(bench_app, name="bench")
 app.add_typer(train_app, name="train")
+app.add_typer(keys_app, name="keys")
+app.command("serve")(serve)
+app.command("worker")(worker)
 
 console = Console(stderr=True)
 out = Console()

@@ -1,9 +1,10 @@
 """Durable storage of users, their messages, every memory version and the redaction log.
 
 :class:`Store` is the small interface the :mod:`~personamem.store.api` layer talks to;
-:class:`~personamem.store.sqlite.SQLiteStore` implements it with the standard library's ``sqlite3`` (WAL journal, one
-connection per thread, every write one ``BEGIN IMMEDIATE`` transaction). A PostgreSQL backend can
-implement the same methods (``SELECT ... FOR UPDATE`` in place of ``BEGIN IMMEDIATE``).
+:class:`~personamem.store.sqlite.SQLiteStore` implements it with the standard library's
+``sqlite3`` (WAL journal, one connection per thread, every write one ``BEGIN IMMEDIATE``
+transaction), :class:`~personamem.store.postgres.PostgresStore` with PostgreSQL (``SELECT ... FOR
+UPDATE`` in place of ``BEGIN IMMEDIATE``, Alembic migrations). :func:`open_store` picks one by URL.
 
 Invariants, each kept by a single transaction:
 
@@ -19,6 +20,7 @@ Invariants, each kept by a single transaction:
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -261,18 +263,69 @@ def unread_problems(
     return problems
 
 
-def open_store(url: str | Store | Path) -> Store:
-    """A store from a URL: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or a file path.
+def user_problems(
+    user: tuple[str, int, int, int, int],
+    numbering: tuple[int, int | None, int | None],
+    versions: tuple[int, int, bool],
+    consumed: Sequence[tuple[str, str]],
+    messages: Iterable[tuple[int, str, str]],
+    states: Iterable[str],
+) -> list[str]:
+    """The invariant problems of one user, from rows any backend reads: ``user`` is (user_id,
+    next_seq, cursor, cursor_part, head); ``numbering`` (count, min, max) of its message seqs;
+    ``versions`` (count, max version, head version exists); ``consumed`` each update version's
+    (message_ids JSON, report JSON) in order; ``messages`` (seq, role, content); ``states`` every
+    version's state JSON."""
+    uid, next_seq, cursor, cursor_part, head = user
+    problems: list[str] = []
+    n, lo, hi = numbering
+    if n != next_seq or (n and (lo != 0 or hi != n - 1)):
+        problems.append(f"{uid}: messages not numbered 0..{next_seq - 1}")
+    if not 0 <= cursor <= next_seq:
+        problems.append(f"{uid}: cursor {cursor} outside 0..{next_seq}")
+    nv, maxv, head_found = versions
+    if nv != maxv:
+        problems.append(f"{uid}: versions not numbered 1..{maxv}")
+    if head and not head_found:
+        problems.append(f"{uid}: head v{head} missing")
+    # Updates read messages in order; consecutive chunks share at most the one message a chunk
+    # boundary split.
+    reads = [(json.loads(ids), json.loads(report)) for ids, report in consumed]
+    last = -1
+    for got, _ in reads:
+        if got and got[0] < last:
+            problems.append(f"{uid}: message {got[0]} was read into the memory twice")
+        last = max(got, default=last)
+    done = cursor if cursor_part == 0 else cursor + 1
+    if last >= done:
+        problems.append(f"{uid}: a version read message {last} beyond the cursor")
+    problems += unread_problems(uid, messages, reads, (cursor, cursor_part))
+    for state in states:
+        try:
+            json.loads(state)
+        except ValueError:
+            problems.append(f"{uid}: a version's state is not valid JSON")
+    return problems
 
-    ``?synchronous=normal`` trades power-loss durability of the last commits for speed.
+
+def open_store(url: str | Store | Path) -> Store:
+    """A store from a URL: ``sqlite:///relative.db``, ``sqlite:////absolute.db``, a file path, or
+    ``postgresql://user@host:5432/db`` (:class:`~personamem.store.postgres.PostgresStore`, the
+    ``server`` extra; ``?schema=name`` keeps its tables in their own schema).
+
+    ``?synchronous=normal`` (SQLite) trades power-loss durability of the last commits for speed.
     """
     if isinstance(url, Store):
         return url
     url = str(url)
     if url.startswith(("postgres://", "postgresql://")):
-        raise StoreError("PostgreSQL is not implemented yet; use sqlite:///path.db")
+        from .postgres import PostgresStore
+
+        return PostgresStore(url)
     if "://" in url and not url.startswith("sqlite:"):
-        raise StoreError(f"unsupported store URL {url!r}; use sqlite:///path.db")
+        raise StoreError(
+            f"unsupported store URL {url!r}; use sqlite:///path.db or postgresql://host/db"
+        )
     sync = "FULL"
     if "?" in url:
         for part in url.split("?", 1)[1].split("&"):
@@ -302,4 +355,5 @@ __all__ = [
     "VersionRecord",
     "open_store",
     "unread_problems",
+    "user_problems",
 ]

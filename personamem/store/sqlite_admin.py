@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 
-from .base import SCHEMA_VERSION, StoreError, unread_problems
+from .base import SCHEMA_VERSION, StoreError, user_problems
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -133,59 +132,33 @@ def check_database(conn: sqlite3.Connection) -> list[str]:
     ).fetchall()
     for u in users:
         uid = u["user_id"]
-        n, lo, hi = conn.execute(
+        numbering = conn.execute(
             "SELECT COUNT(*), MIN(seq), MAX(seq) FROM messages WHERE user_id = ?", (uid,)
         ).fetchone()
-        if n != u["next_seq"] or (n and (lo != 0 or hi != n - 1)):
-            problems.append(f"{uid}: messages not numbered 0..{u['next_seq'] - 1}")
-        if not 0 <= u["cursor"] <= u["next_seq"]:
-            problems.append(f"{uid}: cursor {u['cursor']} outside 0..{u['next_seq']}")
         nv, maxv = conn.execute(
             "SELECT COUNT(*), COALESCE(MAX(version), 0) FROM versions WHERE user_id = ?",
             (uid,),
         ).fetchone()
-        if nv != maxv:
-            problems.append(f"{uid}: versions not numbered 1..{maxv}")
-        if (
-            u["head"]
-            and not conn.execute(
-                "SELECT 1 FROM versions WHERE user_id = ? AND version = ?", (uid, u["head"])
-            ).fetchone()
-        ):
-            problems.append(f"{uid}: head v{u['head']} missing")
+        head_found = conn.execute(
+            "SELECT 1 FROM versions WHERE user_id = ? AND version = ?", (uid, u["head"])
+        ).fetchone()
         consumed = conn.execute(
             "SELECT message_ids, report FROM versions WHERE user_id = ?"
             " AND source = 'update' ORDER BY version",
             (uid,),
         ).fetchall()
-        # Updates read messages in order; consecutive chunks share at most the one
-        # message a chunk boundary split.
-        last = -1
-        for ids, _ in consumed:
-            got = json.loads(ids)
-            if got and got[0] < last:
-                problems.append(f"{uid}: message {got[0]} was read into the memory twice")
-            last = max(got, default=last)
-        done = u["cursor"] if u["cursor_part"] == 0 else u["cursor"] + 1
-        if last >= done:
-            problems.append(f"{uid}: a version read message {last} beyond the cursor")
         msgs = conn.execute(
-            "SELECT seq, role, content FROM messages WHERE user_id = ? ORDER BY seq",
-            (uid,),
+            "SELECT seq, role, content FROM messages WHERE user_id = ? ORDER BY seq", (uid,)
         ).fetchall()
-        problems += unread_problems(
-            uid,
+        states = conn.execute("SELECT state FROM versions WHERE user_id = ?", (uid,)).fetchall()
+        problems += user_problems(
+            tuple(u),
+            tuple(numbering),
+            (nv, maxv, head_found is not None),
+            [tuple(c) for c in consumed],
             [tuple(m) for m in msgs],
-            [(json.loads(ids), json.loads(rep)) for ids, rep in consumed],
-            (u["cursor"], u["cursor_part"]),
+            [s[0] for s in states],
         )
-        for (state,) in conn.execute(
-            "SELECT state FROM versions WHERE user_id = ?", (uid,)
-        ).fetchall():
-            try:
-                json.loads(state)
-            except ValueError:
-                problems.append(f"{uid}: a version's state is not valid JSON")
     return problems
 
 
