@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from .bench.cli import bench_app
+from .datagen.cli import generate_cmd
 from .memory.cli import user_app
 from .models import DEFAULT_MEMORY_MODEL, DEFAULT_MODEL, ModelError, WeightsError, get_model
 
@@ -30,6 +31,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(memory_app, name="memory")
 app.add_typer(user_app, name="user")
 app.add_typer(bench_app, name="bench")
+app.command("generate")(generate_cmd)
 
 console = Console(stderr=True)
 out = Console()

@@ -1,0 +1,232 @@
+"""Stage 6: validation filters, each a vote of several judge calls; an item is kept only if it
+passes all four. The filters take plain item dicts, so they also run on real release rows
+(``benchmarks/datagen_filters.py`` measures their accuracy that way)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from . import prompts
+from .config import FILTERS
+from .llm import LLM
+from .preferences import words
+from .run import Run
+
+STAGE = "filters"
+LETTERS = ["A", "B", "C", "D"]
+_DEBRIS = re.compile(
+    r"```|^\s*(?:option\s*)?[A-D][.):]\s|\{\s*\"|\"\s*:\s*\"|\[(?:your|insert|name)|<[a-z_]+>|\{[a-z_]+\}",
+    re.I | re.M,
+)
+
+_DANGLING = {
+    "and",
+    "the",
+    "a",
+    "an",
+    "to",
+    "of",
+    "with",
+    "for",
+    "or",
+    "in",
+    "on",
+    "your",
+    "my",
+    "is",
+}
+
+
+class FilterResult(BaseModel):
+    passed: bool
+    applicable: bool = True
+    votes: list[bool] = []
+    """Per judge call: True where that call voted for passing."""
+    reason: str = ""
+
+
+def judge_pref(item: dict[str, Any]) -> str:
+    """The preference a judge checks against (a forget item's is the forgotten one)."""
+    if item.get("kind") == "forget" and item.get("prev_pref"):
+        return item["prev_pref"]
+    return item["preference"]
+
+
+def _options(item: dict[str, Any], correct_at: int) -> tuple[str, int]:
+    wrong = list(item["incorrect_answers"])
+    opts = wrong[:correct_at] + [item["correct_answer"]] + wrong[correct_at:]
+    return "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(opts)), correct_at
+
+
+def _majority(votes: list[bool]) -> bool:
+    return sum(votes) * 2 > len(votes)
+
+
+async def _yes(judge: LLM, system: str, user: str, seed: int) -> bool:
+    msgs = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return await judge.choose(STAGE, msgs, ["YES", "NO"], seed=seed) == 0
+
+
+async def no_leak(judge: LLM, item: dict[str, Any], votes: int, seed: int = 0) -> FilterResult:
+    """Fails when the query gives the preference away: its words are in the query, or a judge
+    that sees only the query and the options picks the correct one in most votes (the correct
+    option sits at a different position in each vote, to cancel position bias)."""
+    pw = words(judge_pref(item))
+    if pw and len(pw & words(item["user_query"])) / len(pw) >= 0.6:
+        return FilterResult(passed=False, reason="the query repeats the preference's words")
+    picks_correct = []
+    for v in range(votes):
+        opts, at = _options(item, (seed + v) % 4)
+        tmpl = prompts.LEAK_USERS[v % len(prompts.LEAK_USERS)]
+        msgs = [
+            {"role": "system", "content": prompts.LEAK_SYSTEM},
+            {"role": "user", "content": tmpl.format(query=item["user_query"], options=opts)},
+        ]
+        picks_correct.append(await judge.choose(STAGE, msgs, LETTERS, seed=seed + v) == at)
+    ok = [not p for p in picks_correct]
+    return FilterResult(passed=_majority(ok), votes=ok)
+
+
+async def correct_reflects(
+    judge: LLM, item: dict[str, Any], votes: int, seed: int = 0
+) -> FilterResult:
+    """The correct option reflects the preference (for someone else's or a forgotten preference:
+    the correct option does NOT assume it)."""
+    mine = item.get("kind", "self") == "self"
+    ok = []
+    for v in range(votes):
+        tmpl = prompts.FIT_USERS[v % len(prompts.FIT_USERS)]
+        yes = await _yes(
+            judge,
+            prompts.FIT_SYSTEM,
+            tmpl.format(
+                pref=judge_pref(item), query=item["user_query"], answer=item["correct_answer"]
+            ),
+            seed + v,
+        )
+        ok.append(yes if mine else not yes)
+    return FilterResult(passed=_majority(ok), votes=ok)
+
+
+async def wrong_not_reflect(
+    judge: LLM, item: dict[str, Any], votes: int, seed: int = 0
+) -> FilterResult:
+    """No incorrect option reflects the preference (each option judged by a vote). Not
+    applicable to someone else's or forgotten preferences, whose wrong options use it on purpose."""
+    if item.get("kind", "self") != "self":
+        return FilterResult(passed=True, applicable=False, reason="preference is not the user's")
+    all_ok: list[bool] = []
+    for j, wrong in enumerate(item["incorrect_answers"]):
+        ok = []
+        for v in range(votes):
+            tmpl = prompts.FIT_USERS[v % len(prompts.FIT_USERS)]
+            yes = await _yes(
+                judge,
+                prompts.FIT_SYSTEM,
+                tmpl.format(pref=judge_pref(item), query=item["user_query"], answer=wrong),
+                seed + 10 * j + v,
+            )
+            ok.append(not yes)
+        all_ok.append(_majority(ok))
+    bad = [j for j, o in enumerate(all_ok) if not o]
+    return FilterResult(
+        passed=not bad,
+        votes=all_ok,
+        reason=f"wrong option(s) {bad} reflect the preference" if bad else "",
+    )
+
+
+def format_problems(item: dict[str, Any]) -> list[str]:
+    """Rule checks of an item's text (no model involved)."""
+    opts = [item["correct_answer"], *item["incorrect_answers"]]
+    problems = []
+    if not item["user_query"].strip():
+        problems.append("empty query")
+    if len(opts) != 4 or any(not o.strip() for o in opts):
+        problems.append("needs four non-empty options")
+    if len({" ".join(o.lower().split()) for o in opts}) != len(opts):
+        problems.append("options repeat")
+    for i, o in enumerate(opts):
+        if len(o.split()) < 5:
+            problems.append(f"option {i} is too short")
+        if _DEBRIS.search(o):
+            problems.append(f"option {i} has labels, markup or placeholders")
+        last = o.rstrip().split()[-1].lower() if o.strip() else ""
+        if last in _DANGLING:
+            problems.append(f"option {i} looks cut off (ends with {last!r})")
+    lengths = [len(o) for o in opts if o]
+    if lengths and max(lengths) > 4 * max(1, min(lengths)):
+        problems.append("option lengths differ more than 4x")
+    s = item.get("sensitive_value")
+    if s and s in item["correct_answer"]:
+        problems.append("the correct answer repeats the sensitive item")
+    return problems
+
+
+async def clean_format(judge: LLM, item: dict[str, Any], votes: int, seed: int = 0) -> FilterResult:
+    """Rule checks, then a vote of judges on whether every option is clean prose."""
+    problems = format_problems(item)
+    if problems:
+        return FilterResult(passed=False, reason="; ".join(problems))
+    ok = []
+    for v in range(votes):
+        opts, _ = _options(item, (seed + v) % 4)
+        tmpl = prompts.FORMAT_USERS[v % len(prompts.FORMAT_USERS)]
+        ok.append(
+            await _yes(
+                judge,
+                prompts.FORMAT_SYSTEM,
+                tmpl.format(query=item["user_query"], options=opts),
+                seed + v,
+            )
+        )
+    return FilterResult(passed=_majority(ok), votes=ok)
+
+
+FILTER_FUNCS = {
+    "no_leak": no_leak,
+    "correct_reflects": correct_reflects,
+    "wrong_not_reflect": wrong_not_reflect,
+    "clean_format": clean_format,
+}
+assert tuple(FILTER_FUNCS) == FILTERS
+
+
+async def judge_item(judge: LLM, item: dict[str, Any], votes: int, seed: int = 0) -> dict[str, Any]:
+    """Every filter on one item; ``kept`` when all pass."""
+    res = {
+        name: (await f(judge, item, votes, seed)).model_dump() for name, f in FILTER_FUNCS.items()
+    }
+    return {
+        "qid": item.get("qid", ""),
+        "filters": res,
+        "kept": all(r["passed"] for r in res.values()),
+    }
+
+
+async def run_filters(run: Run, qa: dict[str, Any], sensitive: dict[str, str]) -> dict[str, Any]:
+    async def make(k: str) -> dict[str, Any]:
+        item = {**qa[k], "sensitive_value": sensitive.get(k)}
+        return await judge_item(run.judge, item, run.config.votes, run.seed_of(STAGE, k) % 4)
+
+    return await run.units(STAGE, list(qa), make)
+
+
+def pass_rates(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per filter: items judged, passed, pass rate (over items where the filter applies)."""
+    out: dict[str, dict[str, float]] = {}
+    for name in FILTERS:
+        rs = [r["filters"][name] for r in results.values() if r["filters"][name]["applicable"]]
+        n = len(rs)
+        p = sum(r["passed"] for r in rs)
+        out[name] = {"items": n, "passed": p, "rate": round(p / n, 3) if n else 0.0}
+    kept = sum(r["kept"] for r in results.values())
+    out["all"] = {
+        "items": len(results),
+        "passed": kept,
+        "rate": round(kept / len(results), 3) if results else 0.0,
+    }
+    return out

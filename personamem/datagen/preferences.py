@@ -1,0 +1,239 @@
+"""Stage 2: preferences per persona: generate per kind, dedupe, drop contradictions, check
+stereotype labels by inferring the persona back, choose updates / forget / others / sensitive."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+from . import prompts
+from .config import PREF_KINDS, SCENARIOS
+from .run import Run, persona_summary
+from .schemas import Conflicts, PreferenceList, StereotypeCheck, Updates
+
+STAGE = "preferences"
+CHECKED = ("stereotypical_pref", "anti_stereotypical_pref", "neutral_preferences")
+VERDICT_TO_KIND = {
+    "typical": "stereotypical_pref",
+    "atypical": "anti_stereotypical_pref",
+    "anyone": "neutral_preferences",
+}
+SENSITIVE_FIELDS = (
+    "physical_address",
+    "email_address",
+    "phone_number",
+    "ssn",
+    "passport_number",
+    "driver_license_number",
+    "bank_account_number",
+    "credit_card_number",
+    "vehicle_plate_number",
+    "llm_api_key",
+)
+_STOP = {"a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "with", "at", "by", "over"}
+
+
+def words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP}
+
+
+def near_duplicate(a: str, b: str, threshold: float = 0.75) -> bool:
+    """Same preference in other words: equal after normalisation, or word-set Jaccard >= threshold."""
+    wa, wb = words(a), words(b)
+    if not wa or not wb:
+        return a.strip().lower() == b.strip().lower()
+    return len(wa & wb) / len(wa | wb) >= threshold
+
+
+def dedupe(items: list[dict[str, Any]], dropped: list[dict[str, str]]) -> list[dict[str, Any]]:
+    keep: list[dict[str, Any]] = []
+    for it in items:
+        dup = next((k for k in keep if near_duplicate(k["text"], it["text"])), None)
+        if dup is not None:
+            dropped.append({"text": it["text"], "reason": f"duplicate of {dup['text']!r}"})
+        else:
+            keep.append(it)
+    return keep
+
+
+async def _list(run: Run, pid: str, persona: dict[str, Any], kind: str) -> list[str]:
+    summary = persona_summary(persona)
+    msgs = [
+        {"role": "system", "content": prompts.PREFS_SYSTEM},
+        {
+            "role": "user",
+            "content": prompts.PREFS_USER.format(
+                persona=summary, n=run.config.prefs_per_kind, kind_text=prompts.KIND_TEXT[kind]
+            ),
+        },
+    ]
+    out = await run.writer.structured(
+        STAGE,
+        f"persona {pid} {kind}",
+        msgs,
+        PreferenceList,
+        max_tokens=400,
+        temperature=run.config.temperature,
+        seed=run.seed_of(STAGE, pid, kind),
+    )
+    return [" ".join(p.split()).strip(" .-") for p in out.preferences if p.strip(" .-")][
+        : run.config.prefs_per_kind
+    ]
+
+
+async def _conflicts(run: Run, pid: str, items: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    numbered = "\n".join(f"{i + 1}. {it['text']}" for i, it in enumerate(items))
+    n = len(items)
+
+    def check(c: Conflicts) -> None:
+        for pair in c.conflicts:
+            if len(pair) != 2 or not all(1 <= x <= n for x in pair) or pair[0] == pair[1]:
+                raise ValueError(f"each conflict must be two different numbers from 1 to {n}")
+
+    out = await run.writer.structured(
+        STAGE,
+        f"persona {pid} contradictions",
+        [
+            {"role": "system", "content": prompts.CONFLICT_SYSTEM},
+            {"role": "user", "content": prompts.CONFLICT_USER.format(numbered=numbered)},
+        ],
+        Conflicts,
+        max_tokens=200,
+        check=check,
+    )
+    return [(min(a, b) - 1, max(a, b) - 1) for a, b in out.conflicts]
+
+
+async def _stereotype(run: Run, pid: str, summary: str, pref: str) -> dict[str, Any]:
+    votes = []
+    inferred = []
+    for v in range(run.config.stereotype_votes):
+        tmpl = prompts.STEREO_USERS[v % len(prompts.STEREO_USERS)]
+        out = await run.judge.structured(
+            "stereotype_check",
+            f"persona {pid} {pref!r}",
+            [
+                {"role": "system", "content": prompts.STEREO_SYSTEM},
+                {"role": "user", "content": tmpl.format(pref=pref, summary=summary)},
+            ],
+            StereotypeCheck,
+            max_tokens=120,
+            temperature=0.0 if v == 0 else run.config.temperature,
+            seed=run.seed_of("stereo", pid, pref, v),
+        )
+        votes.append(out.verdict)
+        inferred.append(out.inferred_persona)
+    verdict, count = Counter(votes).most_common(1)[0]
+    return {
+        "votes": votes,
+        "inferred_personas": inferred,
+        "majority": verdict if count * 2 > len(votes) else None,
+    }
+
+
+async def _updates(run: Run, pid: str, summary: str, originals: list[str]) -> list[str]:
+    numbered = "\n".join(f"{i + 1}. {p}" for i, p in enumerate(originals))
+
+    def check(u: Updates) -> None:
+        got = {x.number for x in u.updates}
+        missing = set(range(1, len(originals) + 1)) - got
+        if missing:
+            raise ValueError(f"give an update for every number; missing {sorted(missing)}")
+        for x in u.updates:
+            if 1 <= x.number <= len(originals) and near_duplicate(
+                x.updated, originals[x.number - 1], 0.99
+            ):
+                raise ValueError(f"update {x.number} repeats the original; it must change")
+
+    out = await run.writer.structured(
+        STAGE,
+        f"persona {pid} updates",
+        [
+            {"role": "system", "content": prompts.UPDATE_SYSTEM},
+            {
+                "role": "user",
+                "content": prompts.UPDATE_USER.format(summary=summary, numbered=numbered),
+            },
+        ],
+        Updates,
+        max_tokens=60 * len(originals) + 60,
+        temperature=run.config.temperature,
+        seed=run.seed_of(STAGE, pid, "updates"),
+        check=check,
+    )
+    by_num = {x.number: " ".join(x.updated.split()).strip(" .") for x in out.updates}
+    return [by_num[i + 1] for i in range(len(originals))]
+
+
+async def make_preferences(run: Run, pid: str, persona: dict[str, Any]) -> dict[str, Any]:
+    cfg = run.config
+    summary = persona_summary(persona)
+    items: list[dict[str, Any]] = []
+    for kind in PREF_KINDS:
+        for text in await _list(run, pid, persona, kind):
+            items.append({"text": text, "pref_type": kind})
+    dropped: list[dict[str, str]] = []
+    items = dedupe(items, dropped)
+    if len(items) > 1:
+        gone: set[int] = set()
+        for a, b in await _conflicts(run, pid, items):
+            if a not in gone and b not in gone:
+                gone.add(b)
+                dropped.append(
+                    {"text": items[b]["text"], "reason": f"contradicts {items[a]['text']!r}"}
+                )
+        items = [it for i, it in enumerate(items) if i not in gone]
+    relabelled = 0
+    for it in items:
+        if it["pref_type"] in CHECKED:
+            chk = await _stereotype(run, pid, summary, it["text"])
+            it["label_check"] = chk
+            new = VERDICT_TO_KIND.get(chk["majority"] or "")
+            if new and new != it["pref_type"]:
+                it["original_pref_type"] = it["pref_type"]
+                it["pref_type"] = new
+                relabelled += 1
+    rng = run.rng(STAGE, pid, "roles")
+    for i, it in enumerate(items):
+        it["id"] = f"q{i}"
+        r = rng.random()
+        f = cfg.update_fraction, cfg.forget_fraction, cfg.others_fraction
+        it["role"] = (
+            "update"
+            if r < f[0]
+            else "forget"
+            if r < f[0] + f[1]
+            else "others"
+            if r < sum(f)
+            else "plain"
+        )
+        it["scenario"] = rng.choice(SCENARIOS)
+        it["sensitive"] = None
+        if rng.random() < cfg.sensitive_fraction:
+            field = rng.choice(SENSITIVE_FIELDS)
+            it["sensitive"] = {"field": field, "value": persona["sensitive_information"][field]}
+    to_update = [it for it in items if it["role"] == "update"]
+    updates: dict[str, str] = {}
+    if to_update:
+        new = await _updates(run, pid, summary, [it["text"] for it in to_update])
+        for it, u in zip(to_update, new, strict=True):
+            it["updated_text"] = u
+            it["update_scenario"] = rng.choice(SCENARIOS)
+            updates[it["text"]] = u
+    for it in items:
+        if it["role"] == "forget":
+            it["forget_scenario"] = rng.choice(SCENARIOS)
+    return {
+        "persona_id": pid,
+        "preferences": items,
+        "dropped": dropped,
+        "relabelled": relabelled,
+        "preference_updates": updates,
+    }
+
+
+async def run_preferences(run: Run, personas: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return await run.units(
+        STAGE, list(personas), lambda pid: make_preferences(run, pid, personas[pid])
+    )
