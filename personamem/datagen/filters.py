@@ -4,6 +4,7 @@ passes all four. The filters take plain item dicts, so they also run on real rel
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -197,9 +198,8 @@ assert tuple(FILTER_FUNCS) == FILTERS
 
 async def judge_item(judge: LLM, item: dict[str, Any], votes: int, seed: int = 0) -> dict[str, Any]:
     """Every filter on one item; ``kept`` when all pass."""
-    res = {
-        name: (await f(judge, item, votes, seed)).model_dump() for name, f in FILTER_FUNCS.items()
-    }
+    outs = await asyncio.gather(*(f(judge, item, votes, seed) for f in FILTER_FUNCS.values()))
+    res = {name: r.model_dump() for name, r in zip(FILTER_FUNCS, outs, strict=True)}
     return {
         "qid": item.get("qid", ""),
         "filters": res,

@@ -3,6 +3,7 @@ stereotype labels by inferring the persona back, choose updates / forget / other
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import Counter
 from typing import Any
@@ -106,11 +107,9 @@ async def _conflicts(run: Run, pid: str, items: list[dict[str, Any]]) -> list[tu
 
 
 async def _stereotype(run: Run, pid: str, summary: str, pref: str) -> dict[str, Any]:
-    votes = []
-    inferred = []
-    for v in range(run.config.stereotype_votes):
+    async def vote(v: int) -> StereotypeCheck:
         tmpl = prompts.STEREO_USERS[v % len(prompts.STEREO_USERS)]
-        out = await run.judge.structured(
+        return await run.judge.structured(
             "stereotype_check",
             f"persona {pid} {pref!r}",
             [
@@ -122,8 +121,10 @@ async def _stereotype(run: Run, pid: str, summary: str, pref: str) -> dict[str, 
             temperature=0.0 if v == 0 else run.config.temperature,
             seed=run.seed_of("stereo", pid, pref, v),
         )
-        votes.append(out.verdict)
-        inferred.append(out.inferred_persona)
+
+    outs = await asyncio.gather(*(vote(v) for v in range(run.config.stereotype_votes)))
+    votes = [o.verdict for o in outs]
+    inferred = [o.inferred_persona for o in outs]
     verdict, count = Counter(votes).most_common(1)[0]
     return {
         "votes": votes,
@@ -170,9 +171,9 @@ async def make_preferences(run: Run, pid: str, persona: dict[str, Any]) -> dict[
     cfg = run.config
     summary = persona_summary(persona)
     items: list[dict[str, Any]] = []
-    for kind in PREF_KINDS:
-        for text in await _list(run, pid, persona, kind):
-            items.append({"text": text, "pref_type": kind})
+    lists = await asyncio.gather(*(_list(run, pid, persona, kind) for kind in PREF_KINDS))
+    for kind, texts in zip(PREF_KINDS, lists, strict=True):
+        items.extend({"text": text, "pref_type": kind} for text in texts)
     dropped: list[dict[str, str]] = []
     items = dedupe(items, dropped)
     if len(items) > 1:
@@ -185,15 +186,15 @@ async def make_preferences(run: Run, pid: str, persona: dict[str, Any]) -> dict[
                 )
         items = [it for i, it in enumerate(items) if i not in gone]
     relabelled = 0
-    for it in items:
-        if it["pref_type"] in CHECKED:
-            chk = await _stereotype(run, pid, summary, it["text"])
-            it["label_check"] = chk
-            new = VERDICT_TO_KIND.get(chk["majority"] or "")
-            if new and new != it["pref_type"]:
-                it["original_pref_type"] = it["pref_type"]
-                it["pref_type"] = new
-                relabelled += 1
+    checked = [it for it in items if it["pref_type"] in CHECKED]
+    checks = await asyncio.gather(*(_stereotype(run, pid, summary, it["text"]) for it in checked))
+    for it, chk in zip(checked, checks, strict=True):
+        it["label_check"] = chk
+        new = VERDICT_TO_KIND.get(chk["majority"] or "")
+        if new and new != it["pref_type"]:
+            it["original_pref_type"] = it["pref_type"]
+            it["pref_type"] = new
+            relabelled += 1
     rng = run.rng(STAGE, pid, "roles")
     for i, it in enumerate(items):
         it["id"] = f"q{i}"
