@@ -117,7 +117,7 @@ async def _stereotype(run: Run, pid: str, summary: str, pref: str) -> dict[str, 
                 {"role": "user", "content": tmpl.format(pref=pref, summary=summary)},
             ],
             StereotypeCheck,
-            max_tokens=120,
+            max_tokens=200,
             temperature=0.0 if v == 0 else run.config.temperature,
             seed=run.seed_of("stereo", pid, pref, v),
         )

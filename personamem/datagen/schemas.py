@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -82,7 +82,7 @@ class PersonaDraft(BaseModel):
 
 
 class PreferenceList(BaseModel):
-    preferences: list[str] = Field(min_length=1, max_length=12)
+    preferences: list[Annotated[str, Field(max_length=120)]] = Field(min_length=1, max_length=12)
 
 
 class Conflicts(BaseModel):
@@ -92,7 +92,7 @@ class Conflicts(BaseModel):
 
 
 class StereotypeCheck(BaseModel):
-    inferred_persona: str
+    inferred_persona: str = Field(max_length=100)
     verdict: Literal["typical", "atypical", "anyone"]
 
 
@@ -111,7 +111,7 @@ class Turn(BaseModel):
 
 
 class Conversation(BaseModel):
-    topic: str
+    topic: str = Field(max_length=40)
     messages: list[Turn] = Field(min_length=2, max_length=8)
 
 
@@ -119,7 +119,7 @@ class SelfQA(BaseModel):
     """A Q&A for the user's own, current preference."""
 
     user_query: str
-    topic_query: str
+    topic_query: str = Field(max_length=40)
     correct_answer: str
     stereotype_trap: str
     wrong_preference: str
@@ -130,7 +130,7 @@ class NotMineQA(BaseModel):
     """A Q&A whose preference must NOT be used (someone else's, or one the user asked to forget)."""
 
     user_query: str
-    topic_query: str
+    topic_query: str = Field(max_length=40)
     neutral_answer: str
     uses_that_preference: str
     stereotype_trap: str
