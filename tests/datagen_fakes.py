@@ -184,10 +184,14 @@ def reply(messages: list[Message]) -> str:
         )
     if system == prompts.LEAK_SYSTEM:
         return json.dumps({"answer": "A"})
-    if system == prompts.FIT_SYSTEM:
-        quoted = [q for q in re.findall(r'"([^"]+)"', user) if len(q) > 3]
-        hit = any(user.lower().count(q.lower().removeprefix("enjoys ")) > 1 for q in quoted)
-        return json.dumps({"answer": "YES" if hit else "NO"})
+    if system == prompts.PICK_SYSTEM:
+        pref = re.search(r'Preference: "([^"]+)"', user) or re.search(
+            r"user ([^\n?]+?)(?:\.\n|\?)", user
+        )
+        key = pref.group(1).lower().removeprefix("enjoys ").strip()
+        opts = re.findall(r"^([A-D])\. (.*)$", user, re.M)
+        hit = next((x for x, o in opts if key in o.lower()), opts[-1][0])
+        return json.dumps({"answer": hit})
     if system == prompts.FORMAT_SYSTEM:
         return json.dumps({"answer": "YES"})
     raise AssertionError(f"unexpected prompt: {system[:80]}")

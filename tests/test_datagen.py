@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import re
 from pathlib import Path
 
 import pytest
+from datagen_fakes import Kill, fake_model
 
 from personamem.data import load_release
 from personamem.datagen import (
@@ -26,8 +26,6 @@ from personamem.datagen.preferences import near_duplicate
 from personamem.datagen.release import assign_splits
 from personamem.datagen.schemas import PreferenceList
 from personamem.models import ModelError, ScriptedModel
-
-from datagen_fakes import Kill, fake_model
 
 SMALL = dict(
     personas=3,
@@ -326,26 +324,13 @@ def test_leak_filter_fails_when_the_preference_is_pasted_into_the_query():
 
 
 def test_leak_filter_counts_judge_votes():
-    always_right = ScriptedModel(
-        default=lambda m: (
-            '{"answer": "%s"}'
-            % "ABCD"[
-                [
-                    l[0]
-                    for l in m[-1]["content"].splitlines()
-                    if l.startswith(tuple("ABCD")) and "spicy ramen" in l
-                ][0]
-                and "ABCD".index(
-                    [
-                        l
-                        for l in m[-1]["content"].splitlines()
-                        if "spicy ramen" in l and l[:2] in ("A.", "B.", "C.", "D.")
-                    ][0][0]
-                )
-            ]
-        )
+    def knows_the_answer(messages):
+        line = next(x for x in messages[-1]["content"].splitlines() if "spicy ramen" in x)
+        return json.dumps({"answer": line[0]})
+
+    r = asyncio.run(
+        F.no_leak(LLM(ScriptedModel(default=knows_the_answer), backoff_seconds=0), ITEM, 3)
     )
-    r = asyncio.run(F.no_leak(LLM(always_right, backoff_seconds=0), ITEM, 3))
     assert not r.passed and r.votes == [False, False, False]
 
 

@@ -91,52 +91,67 @@ async def no_leak(judge: LLM, item: dict[str, Any], votes: int, seed: int = 0) -
     return FilterResult(passed=_majority(ok), votes=ok)
 
 
+def _pref_clause(pref: str) -> str:
+    p = pref.strip().rstrip(".")
+    return p[:1].lower() + p[1:]
+
+
+async def _pick(judge: LLM, item: dict[str, Any], options: list[str], v: int, seed: int) -> int:
+    """Index of the option a judge says is tailored to the item's preference."""
+    letters = LETTERS[: len(options)]
+    tmpl = prompts.PICK_USERS[v % len(prompts.PICK_USERS)]
+    pref = judge_pref(item)
+    user = tmpl.format(
+        pref=pref,
+        pref_clause=_pref_clause(pref),
+        query=item["user_query"],
+        options="\n".join(f"{x}. {o}" for x, o in zip(letters, options, strict=True)),
+        letters=", ".join(letters),
+    )
+    msgs = [{"role": "system", "content": prompts.PICK_SYSTEM}, {"role": "user", "content": user}]
+    return await judge.choose(STAGE, msgs, letters, seed=seed)
+
+
 async def correct_reflects(
     judge: LLM, item: dict[str, Any], votes: int, seed: int = 0
 ) -> FilterResult:
-    """The correct option reflects the preference (for someone else's or a forgotten preference:
-    the correct option does NOT assume it)."""
+    """Shown all four options and the preference, judges pick the one tailored to it: most
+    votes must pick the correct option (the correct option sits at another position in each
+    vote). For someone else's or a forgotten preference the correct option must NOT be picked."""
     mine = item.get("kind", "self") == "self"
     ok = []
     for v in range(votes):
-        tmpl = prompts.FIT_USERS[v % len(prompts.FIT_USERS)]
-        yes = await _yes(
-            judge,
-            prompts.FIT_SYSTEM,
-            tmpl.format(
-                pref=judge_pref(item), query=item["user_query"], answer=item["correct_answer"]
-            ),
-            seed + v,
-        )
-        ok.append(yes if mine else not yes)
+        at = (seed + v) % 4
+        wrong = list(item["incorrect_answers"])
+        opts = wrong[:at] + [item["correct_answer"]] + wrong[at:]
+        hit = await _pick(judge, item, opts, v, seed + v) == at
+        ok.append(hit if mine else not hit)
     return FilterResult(passed=_majority(ok), votes=ok)
 
 
 async def wrong_not_reflect(
     judge: LLM, item: dict[str, Any], votes: int, seed: int = 0
 ) -> FilterResult:
-    """No incorrect option reflects the preference (each option judged by a vote). Not
-    applicable to someone else's or forgotten preferences, whose wrong options use it on purpose."""
+    """No incorrect option reflects the preference as well as the correct one: each wrong option
+    meets the correct one head to head (order alternating per vote) and must lose most votes.
+    Not applicable to someone else's or forgotten preferences (their wrong options use it)."""
     if item.get("kind", "self") != "self":
         return FilterResult(passed=True, applicable=False, reason="preference is not the user's")
     all_ok: list[bool] = []
     for j, wrong in enumerate(item["incorrect_answers"]):
         ok = []
         for v in range(votes):
-            tmpl = prompts.FIT_USERS[v % len(prompts.FIT_USERS)]
-            yes = await _yes(
-                judge,
-                prompts.FIT_SYSTEM,
-                tmpl.format(pref=judge_pref(item), query=item["user_query"], answer=wrong),
-                seed + 10 * j + v,
+            first = (seed + v + j) % 2
+            pair = (
+                [item["correct_answer"], wrong] if first == 0 else [wrong, item["correct_answer"]]
             )
-            ok.append(not yes)
+            ok.append(await _pick(judge, item, pair, v, seed + 10 * j + v) == first)
         all_ok.append(_majority(ok))
     bad = [j for j, o in enumerate(all_ok) if not o]
     return FilterResult(
         passed=not bad,
         votes=all_ok,
-        reason=f"wrong option(s) {bad} reflect the preference" if bad else "",
+        reason=f"wrong option(s) {bad} fit the preference as well" if bad else "",
     )
 
 

@@ -187,14 +187,14 @@ LEAK_USERS = [
     "Here is a message from a user: {query}\nChoose the response that best matches what this "
     "particular user wants.\n{options}\nAnswer: one letter.",
 ]
-FIT_SYSTEM = "You judge whether a chatbot answer is personalized to a preference. Reply YES or NO."
-FIT_USERS = [
-    'User preference: "{pref}"\nQuestion: {query}\nAnswer: {answer}\n\nIs this answer tailored '
-    "to a user with exactly this preference? YES or NO.",
-    'A user "{pref}". They asked: {query}\nProposed answer: {answer}\n\nDoes the answer '
-    "reflect and build on that preference? Reply YES or NO.",
-    "Answer under review: {answer}\n(to the request: {query})\nDoes it assume the user has this "
-    'preference: "{pref}"? YES or NO.',
+PICK_SYSTEM = "You match chatbot answers to user preferences. Reply with a single letter."
+PICK_USERS = [
+    "The user {pref_clause}.\nThey asked: {query}\n\n{options}\n\nWhich answer is tailored to "
+    "exactly this preference? Answer with {letters}.",
+    'Preference: "{pref}"\nRequest: {query}\nCandidate answers:\n{options}\n\nWhich one builds on '
+    "that preference? Letter only ({letters}).",
+    "{options}\n\nThese answer: {query}\nWhich of them assumes the user {pref_clause}? "
+    "Reply {letters}.",
 ]
 FORMAT_SYSTEM = "You check the formatting of test items. Reply YES or NO."
 FORMAT_USERS = [
