@@ -125,10 +125,8 @@ def reply(messages: list[Message]) -> str:
         verdict = "atypical" if "ballet" in user else "typical"
         return json.dumps({"inferred_persona": "someone", "verdict": verdict})
     if system == prompts.UPDATE_SYSTEM:
-        nums = re.findall(r"^(\d+)\. (.+)$", user, re.M)
-        return json.dumps(
-            {"updates": [{"number": int(n), "updated": f"No longer {t.lower()}"} for n, t in nums]}
-        )
+        old = re.search(r'used to have this preference: "([^"]+)"', user).group(1)
+        return json.dumps({"updated": f"No longer {old.lower()}"})
     if system == prompts.CONVO_SYSTEM:
         m = re.search(r"so the conversation has (\d+)", user) or re.search(
             r"conversation of (\d+) messages", user

@@ -11,7 +11,7 @@ from typing import Any
 from . import prompts
 from .config import PREF_KINDS, SCENARIOS
 from .run import Run, persona_summary
-from .schemas import Conflicts, PreferenceList, StereotypeCheck, Updates
+from .schemas import Conflicts, PreferenceList, StereotypeCheck, Update
 
 STAGE = "preferences"
 CHECKED = ("stereotypical_pref", "anti_stereotypical_pref", "neutral_preferences")
@@ -133,52 +133,45 @@ async def _stereotype(run: Run, pid: str, summary: str, pref: str) -> dict[str, 
     }
 
 
-async def _updates(run: Run, pid: str, summary: str, originals: list[str]) -> list[str]:
-    numbered = "\n".join(f"{i + 1}. {p}" for i, p in enumerate(originals))
-
-    def check(u: Updates) -> None:
-        got = {x.number for x in u.updates}
-        missing = set(range(1, len(originals) + 1)) - got
-        if missing:
-            raise ValueError(f"give an update for every number; missing {sorted(missing)}")
-        for x in u.updates:
-            if 1 <= x.number <= len(originals) and near_duplicate(
-                x.updated, originals[x.number - 1], 0.99
-            ):
-                raise ValueError(f"update {x.number} repeats the original; it must change")
+async def _update(run: Run, pid: str, summary: str, original: str) -> str:
+    def check(u: Update) -> None:
+        if near_duplicate(u.updated, original, 0.99):
+            raise ValueError("the update repeats the original; it must change")
 
     out = await run.writer.structured(
         STAGE,
-        f"persona {pid} updates",
+        f"persona {pid} update of {original!r}",
         [
             {"role": "system", "content": prompts.UPDATE_SYSTEM},
-            {
-                "role": "user",
-                "content": prompts.UPDATE_USER.format(summary=summary, numbered=numbered),
-            },
+            {"role": "user", "content": prompts.UPDATE_USER.format(summary=summary, pref=original)},
         ],
-        Updates,
-        max_tokens=60 * len(originals) + 60,
+        Update,
+        max_tokens=80,
         temperature=run.config.temperature,
-        seed=run.seed_of(STAGE, pid, "updates"),
+        seed=run.seed_of(STAGE, pid, "update", original),
         check=check,
     )
-    by_num = {x.number: " ".join(x.updated.split()).strip(" .") for x in out.updates}
-    return [by_num[i + 1] for i in range(len(originals))]
+    return " ".join(out.updated.split()).strip(" .")
 
 
 async def make_preferences(run: Run, pid: str, persona: dict[str, Any]) -> dict[str, Any]:
     cfg = run.config
     summary = persona_summary(persona)
     items: list[dict[str, Any]] = []
-    lists = await asyncio.gather(*(_list(run, pid, persona, kind) for kind in PREF_KINDS))
+    lists = await asyncio.gather(
+        *(
+            run.memo(STAGE, f"{pid}-list-{k}", lambda k=k: _list(run, pid, persona, k))
+            for k in PREF_KINDS
+        )
+    )
     for kind, texts in zip(PREF_KINDS, lists, strict=True):
         items.extend({"text": text, "pref_type": kind} for text in texts)
     dropped: list[dict[str, str]] = []
     items = dedupe(items, dropped)
     if len(items) > 1:
         gone: set[int] = set()
-        for a, b in await _conflicts(run, pid, items):
+        pairs = await run.memo(STAGE, f"{pid}-conflicts", lambda: _conflicts(run, pid, items))
+        for a, b in pairs:
             if a not in gone and b not in gone:
                 gone.add(b)
                 dropped.append(
@@ -187,7 +180,14 @@ async def make_preferences(run: Run, pid: str, persona: dict[str, Any]) -> dict[
         items = [it for i, it in enumerate(items) if i not in gone]
     relabelled = 0
     checked = [it for it in items if it["pref_type"] in CHECKED]
-    checks = await asyncio.gather(*(_stereotype(run, pid, summary, it["text"]) for it in checked))
+    checks = await asyncio.gather(
+        *(
+            run.memo(
+                STAGE, f"{pid}-stereo-{i}", lambda t=it["text"]: _stereotype(run, pid, summary, t)
+            )
+            for i, it in enumerate(checked)
+        )
+    )
     for it, chk in zip(checked, checks, strict=True):
         it["label_check"] = chk
         new = VERDICT_TO_KIND.get(chk["majority"] or "")
@@ -216,12 +216,20 @@ async def make_preferences(run: Run, pid: str, persona: dict[str, Any]) -> dict[
             it["sensitive"] = {"field": field, "value": persona["sensitive_information"][field]}
     to_update = [it for it in items if it["role"] == "update"]
     updates: dict[str, str] = {}
-    if to_update:
-        new = await _updates(run, pid, summary, [it["text"] for it in to_update])
-        for it, u in zip(to_update, new, strict=True):
-            it["updated_text"] = u
-            it["update_scenario"] = rng.choice(SCENARIOS)
-            updates[it["text"]] = u
+    new = await asyncio.gather(
+        *(
+            run.memo(
+                STAGE,
+                f"{pid}-update-{it['id']}",
+                lambda t=it["text"]: _update(run, pid, summary, t),
+            )
+            for it in to_update
+        )
+    )
+    for it, u in zip(to_update, new, strict=True):
+        it["updated_text"] = u
+        it["update_scenario"] = rng.choice(SCENARIOS)
+        updates[it["text"]] = u
     for it in items:
         if it["role"] == "forget":
             it["forget_scenario"] = rng.choice(SCENARIOS)

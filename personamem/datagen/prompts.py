@@ -78,11 +78,10 @@ above fits that stereotype: "typical", "atypical" or "anyone" (no link to demogr
 
 UPDATE_SYSTEM = "You describe how a person's preferences changed. Reply with one JSON object only."
 UPDATE_USER = """Persona: {summary}
-These preferences will change over time:
-{numbered}
-
-For each number, write the NEW preference that replaces it (usually the opposite, sometimes a
-clear shift), as one short phrase in the third person."""
+This person used to have this preference: "{pref}"
+It has now changed. Write the NEW preference that replaces it (usually the opposite, sometimes a
+clear shift) as one short phrase in the third person, e.g. "Enjoys X" -> "No longer enjoys X"
+or "Prefers Y over X"."""
 
 SCENARIO_TEXT = {
     "personal_email": "the user asks the assistant to polish a personal email they wrote",

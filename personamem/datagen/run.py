@@ -90,6 +90,16 @@ class Run:
             self.events.note(f"{stage}: {len(errors)} unit(s) failed and are skipped (see report)")
         return {k: results[k] for k in keys if k in results}
 
+    async def memo(self, stage: str, key: str, make: Callable[[], Awaitable[Any]]) -> Any:
+        """A sub-result inside a unit, saved on its own (``work/<stage>.calls/``), so a unit
+        interrupted or failed midway redoes only the calls that had not finished."""
+        sub = f"{stage}.calls"
+        if self.art.has(sub, key):
+            return self.art.load(sub, key)
+        res = await make()
+        self.art.save(sub, key, res)
+        return res
+
     def save_usage(self) -> None:
         """Add this process's usage to the cumulative per-stage usage file."""
         path = self.art.root / "usage.json"

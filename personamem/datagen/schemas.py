@@ -96,13 +96,8 @@ class StereotypeCheck(BaseModel):
     verdict: Literal["typical", "atypical", "anyone"]
 
 
-class UpdateItem(BaseModel):
-    number: int
-    updated: str
-
-
-class Updates(BaseModel):
-    updates: list[UpdateItem] = Field(min_length=1, max_length=20)
+class Update(BaseModel):
+    updated: str = Field(min_length=3, max_length=120)
 
 
 class Turn(BaseModel):
