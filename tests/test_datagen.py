@@ -395,3 +395,24 @@ def test_cli_generate_reports_a_missing_seeds_file(tmp_path):
     )
     assert r.exit_code == 1
     assert "seeds file not found" in r.output
+
+
+def test_a_unit_failing_midway_keeps_its_finished_sub_calls(tmp_path):
+    from personamem.datagen import prompts
+
+    def break_ballet(messages, text):
+        return (
+            "no"
+            if messages[0]["content"] == prompts.STEREO_SYSTEM
+            and "ballet" in messages[1]["content"]
+            else text
+        )
+
+    with pytest.raises(GenerationError, match="stereotype_check"):
+        run(cfg(tmp_path, personas=1), model=fake_model(wrap=break_ballet))
+    again = fake_model()
+    run(cfg(tmp_path, personas=1), model=again)
+    systems = [c[0]["content"] for c in again.calls]
+    assert prompts.PREFS_SYSTEM not in systems  # the preference lists were not asked again
+    stereo = [c for c in again.calls if c[0]["content"] == prompts.STEREO_SYSTEM]
+    assert stereo and all("ballet" in c[1]["content"] for c in stereo)  # only the failed check
