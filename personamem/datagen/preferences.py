@@ -69,11 +69,18 @@ async def _list(run: Run, pid: str, persona: dict[str, Any], kind: str) -> list[
             ),
         },
     ]
+
+    def check(p: PreferenceList) -> None:
+        short = [x for x in p.preferences if len(x.split()) < 2]
+        if short:
+            raise ValueError(f"each item must be a phrase of 3-12 words, not {short[0]!r}")
+
     out = await run.writer.structured(
         STAGE,
         f"persona {pid} {kind}",
         msgs,
         PreferenceList,
+        check=check,
         max_tokens=400,
         temperature=run.config.temperature,
         seed=run.seed_of(STAGE, pid, kind),
