@@ -331,7 +331,7 @@ def test_leak_filter_counts_judge_votes():
     r = asyncio.run(
         F.no_leak(LLM(ScriptedModel(default=knows_the_answer), backoff_seconds=0), ITEM, 3)
     )
-    assert not r.passed and r.votes == [False, False, False]
+    assert not r.passed and r.votes == [False] * 4  # 3 votes -> one full rotation of 4
 
 
 def test_swapped_correct_option_fails_the_preference_filters():
@@ -416,3 +416,34 @@ def test_a_unit_failing_midway_keeps_its_finished_sub_calls(tmp_path):
     assert prompts.PREFS_SYSTEM not in systems  # the preference lists were not asked again
     stereo = [c for c in again.calls if c[0]["content"] == prompts.STEREO_SYSTEM]
     assert stereo and all("ballet" in c[1]["content"] for c in stereo)  # only the failed check
+
+
+def test_rotations_cancel_a_judges_position_bias():
+    """A judge that loves position A, with a slight taste for the preference, still ranks
+    the options by that taste; a blind judge with only position bias leaks nothing."""
+
+    def scores(messages, choices):
+        lines = [
+            x for x in messages[-1]["content"].splitlines() if x[:2] in ("A.", "B.", "C.", "D.")
+        ]
+        return [
+            (3.0 if c == "A" else 0.0) + (0.5 if "spicy ramen" in lines[i] else 0.0)
+            for i, c in enumerate(choices)
+        ]
+
+    biased = LLM(ScriptedModel(choice_scores=scores), backoff_seconds=0)
+    assert asyncio.run(F.correct_reflects(biased, ITEM, 3)).passed
+    assert asyncio.run(F.wrong_not_reflect(biased, ITEM, 3)).passed
+    swapped = {
+        **ITEM,
+        "correct_answer": ITEM["incorrect_answers"][2],
+        "incorrect_answers": [*ITEM["incorrect_answers"][:2], ITEM["correct_answer"]],
+    }
+    assert not asyncio.run(F.correct_reflects(biased, swapped, 3)).passed
+    assert not asyncio.run(F.wrong_not_reflect(biased, swapped, 3)).passed
+    only_position = LLM(
+        ScriptedModel(choice_scores=lambda m, c: [3.0 if x == "A" else 0.0 for x in c]),
+        backoff_seconds=0,
+    )
+    r = asyncio.run(F.no_leak(only_position, ITEM, 3))
+    assert r.passed and "0.25" in r.reason

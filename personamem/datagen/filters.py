@@ -5,6 +5,7 @@ passes all four. The filters take plain item dicts, so they also run on real rel
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from typing import Any
 
@@ -71,24 +72,60 @@ async def _yes(judge: LLM, system: str, user: str, seed: int) -> bool:
     return await judge.choose(STAGE, msgs, ["YES", "NO"], seed=seed) == 0
 
 
+def _calls(votes: int, n: int) -> int:
+    """Judge calls for an n-way pick: ``votes`` rounded up to whole rotations, so every option
+    sits at every position equally often and a judge's position bias cancels out."""
+    return n * max(1, math.ceil(votes / n))
+
+
+async def _rotated(
+    judge: LLM, build: Any, options: list[str], votes: int, seed: int
+) -> tuple[list[float], list[int]]:
+    """Mean probability a judge gives each option over cyclic rotations of their order, and the
+    option each call picked. ``build(shown, v)`` makes the messages for options in that order."""
+    n = len(options)
+    calls = _calls(votes, n)
+    mean = [0.0] * n
+    picks = []
+    for v in range(calls):
+        shift = (seed + v) % n
+        order = [(p + shift) % n for p in range(n)]  # position p shows option order[p]
+        probs = await judge.choice_probs(
+            STAGE, build([options[o] for o in order], v), LETTERS[:n], seed=seed + v
+        )
+        for p, o in enumerate(order):
+            mean[o] += probs[p] / calls
+        picks.append(order[max(range(n), key=lambda p: probs[p])])
+    return mean, picks
+
+
+def _lettered(options: list[str]) -> str:
+    return "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
+
+
 async def no_leak(judge: LLM, item: dict[str, Any], votes: int, seed: int = 0) -> FilterResult:
     """Fails when the query gives the preference away: its words are in the query, or a judge
-    that sees only the query and the options picks the correct one in most votes (the correct
-    option sits at a different position in each vote, to cancel position bias)."""
+    that sees only the query and the options puts more than half its probability on the correct
+    option (averaged over rotations of the option order)."""
     pw = words(judge_pref(item))
     if pw and len(pw & words(item["user_query"])) / len(pw) >= 0.6:
         return FilterResult(passed=False, reason="the query repeats the preference's words")
-    picks_correct = []
-    for v in range(votes):
-        opts, at = _options(item, (seed + v) % 4)
+    options = [item["correct_answer"], *item["incorrect_answers"]]
+
+    def build(shown: list[str], v: int) -> list[dict[str, str]]:
         tmpl = prompts.LEAK_USERS[v % len(prompts.LEAK_USERS)]
-        msgs = [
+        user = tmpl.format(query=item["user_query"], options=_lettered(shown))
+        return [
             {"role": "system", "content": prompts.LEAK_SYSTEM},
-            {"role": "user", "content": tmpl.format(query=item["user_query"], options=opts)},
+            {"role": "user", "content": user},
         ]
-        picks_correct.append(await judge.choose(STAGE, msgs, LETTERS, seed=seed + v) == at)
-    ok = [not p for p in picks_correct]
-    return FilterResult(passed=_majority(ok), votes=ok)
+
+    mean, picks = await _rotated(judge, build, options, votes, seed)
+    return FilterResult(
+        passed=mean[0] <= 0.5,
+        votes=[p != 0 for p in picks],
+        reason=f"blind judge: {mean[0]:.2f} on the correct option",
+    )
 
 
 def _pref_clause(pref: str) -> str:
@@ -96,61 +133,63 @@ def _pref_clause(pref: str) -> str:
     return p[:1].lower() + p[1:]
 
 
-async def _pick(judge: LLM, item: dict[str, Any], options: list[str], v: int, seed: int) -> int:
-    """Index of the option a judge says is tailored to the item's preference."""
-    letters = LETTERS[: len(options)]
-    tmpl = prompts.PICK_USERS[v % len(prompts.PICK_USERS)]
+def _pick_builder(item: dict[str, Any]) -> Any:
     pref = judge_pref(item)
-    user = tmpl.format(
-        pref=pref,
-        pref_clause=_pref_clause(pref),
-        query=item["user_query"],
-        options="\n".join(f"{x}. {o}" for x, o in zip(letters, options, strict=True)),
-        letters=", ".join(letters),
-    )
-    msgs = [{"role": "system", "content": prompts.PICK_SYSTEM}, {"role": "user", "content": user}]
-    return await judge.choose(STAGE, msgs, letters, seed=seed)
+
+    def build(shown: list[str], v: int) -> list[dict[str, str]]:
+        letters = LETTERS[: len(shown)]
+        tmpl = prompts.PICK_USERS[v % len(prompts.PICK_USERS)]
+        user = tmpl.format(
+            pref=pref,
+            pref_clause=_pref_clause(pref),
+            query=item["user_query"],
+            options=_lettered(shown),
+            letters=", ".join(letters),
+        )
+        return [
+            {"role": "system", "content": prompts.PICK_SYSTEM},
+            {"role": "user", "content": user},
+        ]
+
+    return build
 
 
 async def correct_reflects(
     judge: LLM, item: dict[str, Any], votes: int, seed: int = 0
 ) -> FilterResult:
-    """Shown all four options and the preference, judges pick the one tailored to it: most
-    votes must pick the correct option (the correct option sits at another position in each
-    vote). For someone else's or a forgotten preference the correct option must NOT be picked."""
+    """Shown the preference and all four options (order rotated), judges must favour the correct
+    option most. For someone else's or a forgotten preference the reverse: the correct option
+    (the one that does not assume the preference) must not be the judges' favourite."""
     mine = item.get("kind", "self") == "self"
-    ok = []
-    for v in range(votes):
-        at = (seed + v) % 4
-        wrong = list(item["incorrect_answers"])
-        opts = wrong[:at] + [item["correct_answer"]] + wrong[at:]
-        hit = await _pick(judge, item, opts, v, seed + v) == at
-        ok.append(hit if mine else not hit)
-    return FilterResult(passed=_majority(ok), votes=ok)
+    options = [item["correct_answer"], *item["incorrect_answers"]]
+    mean, picks = await _rotated(judge, _pick_builder(item), options, votes, seed)
+    top = max(range(len(options)), key=lambda i: mean[i])
+    return FilterResult(
+        passed=(top == 0) if mine else (top != 0),
+        votes=[(p == 0) == mine for p in picks],
+        reason=f"judge mass on the correct option {mean[0]:.2f}",
+    )
 
 
 async def wrong_not_reflect(
     judge: LLM, item: dict[str, Any], votes: int, seed: int = 0
 ) -> FilterResult:
     """No incorrect option reflects the preference as well as the correct one: each wrong option
-    meets the correct one head to head (order alternating per vote) and must lose most votes.
-    Not applicable to someone else's or forgotten preferences (their wrong options use it)."""
+    meets the correct one head to head, in both orders, and must get less of the judges'
+    probability. Not applicable to someone else's or forgotten preferences (their wrong options
+    use it on purpose)."""
     if item.get("kind", "self") != "self":
         return FilterResult(passed=True, applicable=False, reason="preference is not the user's")
-    all_ok: list[bool] = []
+    beaten: list[bool] = []
     for j, wrong in enumerate(item["incorrect_answers"]):
-        ok = []
-        for v in range(votes):
-            first = (seed + v + j) % 2
-            pair = (
-                [item["correct_answer"], wrong] if first == 0 else [wrong, item["correct_answer"]]
-            )
-            ok.append(await _pick(judge, item, pair, v, seed + 10 * j + v) == first)
-        all_ok.append(_majority(ok))
-    bad = [j for j, o in enumerate(all_ok) if not o]
+        mean, _ = await _rotated(
+            judge, _pick_builder(item), [item["correct_answer"], wrong], votes, seed + j
+        )
+        beaten.append(mean[0] > mean[1])
+    bad = [j for j, b in enumerate(beaten) if not b]
     return FilterResult(
         passed=not bad,
-        votes=all_ok,
+        votes=beaten,
         reason=f"wrong option(s) {bad} fit the preference as well" if bad else "",
     )
 

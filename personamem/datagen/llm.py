@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -174,8 +175,15 @@ class LLM:
     async def choose(
         self, stage: str, messages: list[Message], choices: list[str], *, seed: int = 0
     ) -> int:
-        """Index of the choice a judge picks: by log-probability where the backend scores,
-        else a schema-constrained reply."""
+        """Index of the choice a judge picks."""
+        probs = await self.choice_probs(stage, messages, choices, seed=seed)
+        return max(range(len(choices)), key=lambda i: probs[i])
+
+    async def choice_probs(
+        self, stage: str, messages: list[Message], choices: list[str], *, seed: int = 0
+    ) -> list[float]:
+        """A judge's distribution over the choices: the backend's log-probabilities renormalised
+        over the choices where it can score, else one-hot on a schema-constrained reply."""
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.concurrency)
         u = self.stage(stage)
@@ -191,7 +199,16 @@ class LLM:
                 u.calls += 1
                 u.tokens_in += d.tokens_in
                 u.seconds += time.perf_counter() - t0
-                return max(range(len(choices)), key=lambda i: scores[i])
+                top = max(scores)
+                ex = [math.exp(x - top) for x in scores]
+                return [x / sum(ex) for x in ex]
+        i = await self._choose_generated(stage, messages, choices, seed)
+        return [1.0 if j == i else 0.0 for j in range(len(choices))]
+
+    async def _choose_generated(
+        self, stage: str, messages: list[Message], choices: list[str], seed: int
+    ) -> int:
+        u = self.stage(stage)
         schema = {
             "type": "object",
             "properties": {"answer": {"type": "string", "enum": choices}},
