@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 
 def flat(p: dict, keys: list[str]) -> dict[str, str]:
@@ -23,8 +24,26 @@ def flat(p: dict, keys: list[str]) -> dict[str, str]:
     return out
 
 
+def load_generated(path: str) -> dict:
+    """A raw_data file, or a generation folder (its work/ artifacts, before the release exists)."""
+    p = Path(path)
+    if p.is_file():
+        return next(iter(json.load(open(p)).values()))
+    persona = json.load(open(p / "work" / "personas" / "0.json"))
+    prefs = json.load(open(p / "work" / "preferences" / "0.json"))
+    names = {
+        "stereotypical_pref": "stereotypical_preferences",
+        "anti_stereotypical_pref": "anti_stereotypical_preferences",
+    }
+    for x in prefs["preferences"]:
+        key = names.get(x["pref_type"], x["pref_type"])
+        persona.setdefault(key, []).append(x["text"])
+    persona["preference_updates"] = prefs["preference_updates"]
+    return persona
+
+
 def main() -> None:
-    gen = next(iter(json.load(open(sys.argv[1])).values()))
+    gen = load_generated(sys.argv[1])
     real = next(iter(json.load(open(sys.argv[2])).values()))
     keys = [
         "short_persona",

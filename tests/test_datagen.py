@@ -447,3 +447,23 @@ def test_rotations_cancel_a_judges_position_bias():
     )
     r = asyncio.run(F.no_leak(only_position, ITEM, 3))
     assert r.passed and "0.25" in r.reason
+
+
+def test_keep_going_skips_a_kind_the_model_cannot_write_and_records_it(tmp_path):
+    from personamem.datagen import prompts
+
+    def one_word_therapy(messages, text):
+        if (
+            messages[0]["content"] == prompts.PREFS_SYSTEM
+            and "therapy background" in messages[1]["content"]
+        ):
+            return '{"preferences": ["amazing"]}'
+        return text
+
+    with pytest.raises(GenerationError, match="phrase of 3-12 words"):
+        run(cfg(tmp_path, personas=1), model=fake_model(wrap=one_word_therapy))
+    rep = run(cfg(tmp_path, personas=1, keep_going=True), model=fake_model(wrap=one_word_therapy))
+    prefs = json.loads((tmp_path / "work" / "preferences" / "0.json").read_text())
+    assert list(prefs["failed_kinds"]) == ["therapy_background"]
+    assert not any(p["pref_type"] == "therapy_background" for p in prefs["preferences"])
+    assert rep.failures["preferences"] and rep.questions_kept > 0

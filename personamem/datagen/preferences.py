@@ -10,6 +10,7 @@ from typing import Any
 
 from . import prompts
 from .config import PREF_KINDS, SCENARIOS
+from .llm import StructuredOutputError
 from .run import Run, persona_summary
 from .schemas import Conflicts, PreferenceList, StereotypeCheck, Update
 
@@ -169,9 +170,18 @@ async def make_preferences(run: Run, pid: str, persona: dict[str, Any]) -> dict[
         *(
             run.memo(STAGE, f"{pid}-list-{k}", lambda k=k: _list(run, pid, persona, k))
             for k in PREF_KINDS
-        )
+        ),
+        return_exceptions=True,
     )
+    failed_kinds: dict[str, str] = {}
     for kind, texts in zip(PREF_KINDS, lists, strict=True):
+        if isinstance(texts, BaseException):
+            # --keep-going: a kind the model cannot write is recorded and skipped, never silently
+            if not isinstance(texts, StructuredOutputError) or not cfg.keep_going:
+                raise texts
+            failed_kinds[kind] = str(texts)
+            run.failures.setdefault(STAGE, []).append(f"{STAGE} {pid}: {texts}")
+            continue
         items.extend({"text": text, "pref_type": kind} for text in texts)
     dropped: list[dict[str, str]] = []
     items = dedupe(items, dropped)
@@ -245,6 +255,7 @@ async def make_preferences(run: Run, pid: str, persona: dict[str, Any]) -> dict[
         "preferences": items,
         "dropped": dropped,
         "relabelled": relabelled,
+        "failed_kinds": failed_kinds,
         "preference_updates": updates,
     }
 

@@ -39,9 +39,11 @@ KIND_TEXT = {
     "neutral_preferences": "neutral preferences: everyday likes or habits that do not depend on "
     "demographics at all (anyone could have them)",
     "therapy_background": "therapy background: personal struggles this person might bring to a "
-    "therapist (stress, grief, relationships, confidence), one sentence each",
+    'therapist (stress, grief, relationships, confidence), one sentence each, e.g. "Struggling '
+    'with burnout after a demanding product launch" or "Grieving the loss of a close mentor"',
     "health_and_medical_conditions": "health and medical conditions: specific, mild-to-moderate "
-    "conditions or health habits this person has",
+    'conditions or health habits this person has, e.g. "Seasonal allergies triggered by pollen" '
+    'or "Mild lactose intolerance managed through diet"',
 }
 PREFS_USER = """Persona:
 {persona}
