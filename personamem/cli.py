@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from .bench.cli import bench_app
+from .datagen.cli import generate_cmd
 from .models import DEFAULT_MEMORY_MODEL, DEFAULT_MODEL, ModelError, WeightsError, get_model
 from .server.cli import keys_app, serve, worker
 from .store.cli import user_app
@@ -36,6 +37,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(keys_app, name="keys")
 app.command("serve")(serve)
 app.command("worker")(worker)
+app.command("generate")(generate_cmd)
 
 console = Console(stderr=True)
 out = Console()
