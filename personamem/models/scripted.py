@@ -27,6 +27,8 @@ class ScriptedModel(Model):
     replies: list[Reply] = field(default_factory=list)
     default: Reply = "I don't know."
     choice_scores: Callable[[list[Message], list[str]], list[float]] | None = None
+    continuation_scores: Callable[[list[Message], list[str]], list[tuple[float, int]]] | None = None
+    """(total log-probability, tokens) of each continuation, for ``score_continuations``."""
     calls: list[list[Message]] = field(default_factory=list)
 
     async def generate(
@@ -67,6 +69,14 @@ class ScriptedModel(Model):
             return None
         self.calls.append([dict(m) for m in messages])  # type: ignore[misc]
         return self.choice_scores(messages, choices)
+
+    async def score_continuations(
+        self, messages: list[Message], continuations: list[str], *, prefix: str = ""
+    ) -> list[tuple[float, int]] | None:
+        if self.continuation_scores is None:
+            return None
+        self.calls.append([dict(m) for m in messages])  # type: ignore[misc]
+        return self.continuation_scores(messages, continuations)
 
     def count_tokens(self, text: str) -> int:
         return len(_TOKEN.findall(text))
