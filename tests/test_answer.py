@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections import Counter
@@ -383,3 +384,97 @@ async def test_likelihood_falls_back_to_letters_in_auto():
     assert a.method == "generate"
     with pytest.raises(ValueError, match="cannot score text"):
         await Answerer(ScriptedModel(), method="likelihood").mcq("q", OPTIONS)
+
+
+# --- exact numbers and accounting (found by mutation testing) ------------------------------------
+
+
+async def test_letter_totals_are_summed_log_softmax():
+    """Each rotation's letter scores are normalised (log-softmax) and added to the option shown
+    at that letter: the totals are exact log-probabilities."""
+    raw = [2.0, 0.5, -1.0, 0.0]  # the same letter scores in every rotation
+
+    model = ScriptedModel(choice_scores=lambda m, c: list(raw))
+    a = await Answerer(model).mcq("q", OPTIONS)
+    z = math.log(sum(math.exp(x) for x in raw))
+    per_letter = [x - z for x in raw]
+    # every option sat at every letter once, so every total is the same sum
+    assert a.scores == pytest.approx([sum(per_letter)] * 4)
+    assert all(s < 0 for s in a.scores)
+    assert a.tied == [0, 1, 2, 3]  # a pure position preference carries no information
+    assert a.raw[0] == "A:2.000 B:0.500 C:-1.000 D:0.000"
+    assert a.tokens_out == 0 and a.prompt.count("A. ") == 1
+
+
+async def test_letter_totals_with_one_rotation():
+    model = ScriptedModel(choice_scores=lambda m, c: [0.0, math.log(3.0), 0.0, 0.0])
+    a = await Answerer(model, rotations=1).mcq("q", OPTIONS)
+    assert a.scores == pytest.approx(
+        [math.log(1 / 6), math.log(3 / 6), math.log(1 / 6), math.log(1 / 6)]
+    )
+    assert a.choice == 1 and a.tied == []
+
+
+async def test_generate_settings_are_greedy_and_short():
+    model = ScriptedModel(default="B")
+    await Answerer(model, method="generate", rotations=2).mcq("q", OPTIONS)
+    assert [s["temperature"] for s in model.settings] == [0.0, 0.0]
+    assert [s["max_tokens"] for s in model.settings] == [16, 16]
+    model = ScriptedModel(default="An answer.")
+    await Answerer(model, max_tokens=77).open("q")
+    assert model.settings == [
+        {"max_tokens": 77, "temperature": 0.0, "json_schema": None, "stop": None, "seed": None}
+    ]
+
+
+async def test_open_answer_accounting():
+    model = ScriptedModel(default="Try the roaster near the trail.")
+    a = await Answerer(model).open("Where to?", memory="- Hikes")
+    assert a.raw == ["Try the roaster near the trail."]
+    assert a.tokens_in == model.usage.tokens_in > 0
+    assert a.tokens_out == model.count_tokens("Try the roaster near the trail.")
+    assert a.prefill_tokens == model.usage.prefill_tokens
+    assert a.prompt == model.calls[0][-1]["content"] and "Where to?" in a.prompt
+    assert a.seconds >= 0 and a.choice is None and a.letter is None
+
+
+async def test_likelihood_answer_accounting():
+    def score(messages, continuations):
+        return [(-1.0 * (i + 1), 2) for i in range(len(continuations))]
+
+    model = ScriptedModel(continuation_scores=score)
+    a = await Answerer(model).mcq("q", OPTIONS)
+    assert a.method == "likelihood" and a.choice == 0 and a.letter == "A"
+    assert a.text == OPTIONS[0]
+    assert a.scores == pytest.approx([-0.5, -1.0, -1.5, -2.0])
+    assert a.raw == ["A:-0.500", "B:-1.000", "C:-1.500", "D:-2.000"]
+    assert a.tokens_out == 0 and a.prompt == model.calls[0][-1]["content"]
+    # continuations are scored stripped
+    seen: list[list[str]] = []
+
+    def spy(messages, continuations):
+        seen.append(list(continuations))
+        return [(0.0, 1)] * len(continuations)
+
+    await Answerer(ScriptedModel(continuation_scores=spy)).mcq("q", ["  a  ", "b "])
+    assert seen == [["a", "b"]]
+
+
+def test_fit_history_exactly_at_the_budget_keeps_everything():
+    model = ScriptedModel()
+    msgs = numbered_history(6)
+    total = model.count_message_tokens(msgs)
+    assert fit_history(msgs, model, total) == (msgs, 0)
+    out, dropped = fit_history(msgs, model, total - 1)
+    assert dropped > 0 and out[0] == msgs[0]
+
+
+def test_fit_history_keeps_a_system_message_of_half_the_budget():
+    model = ScriptedModel()
+    system = {"role": "system", "content": "word " * 20}
+    msgs = [system, *numbered_history(30, system=False)]
+    half = model.count_message_tokens([system])
+    out, _ = fit_history(msgs, model, 2 * half)
+    assert out[0] == system  # exactly half the budget: kept
+    out, _ = fit_history(msgs, model, 2 * half - 2)
+    assert out[0] != system  # more than half: dropped

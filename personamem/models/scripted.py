@@ -30,6 +30,8 @@ class ScriptedModel(Model):
     continuation_scores: Callable[[list[Message], list[str]], list[tuple[float, int]]] | None = None
     """(total log-probability, tokens) of each continuation, for ``score_continuations``."""
     calls: list[list[Message]] = field(default_factory=list)
+    settings: list[dict[str, Any]] = field(default_factory=list)
+    """The generation settings of each ``generate`` call (max_tokens, temperature, ...)."""
 
     async def generate(
         self,
@@ -42,6 +44,15 @@ class ScriptedModel(Model):
         seed: int | None = None,
     ) -> Generation:
         self.calls.append([dict(m) for m in messages])  # type: ignore[misc]
+        self.settings.append(
+            {
+                "max_tokens": max_tokens,
+                "temperature": temperature,
+                "json_schema": json_schema,
+                "stop": stop,
+                "seed": seed,
+            }
+        )
         reply: Reply = self.replies.pop(0) if self.replies else self.default
         if callable(reply) and not isinstance(reply, Exception):
             reply = reply(messages)
