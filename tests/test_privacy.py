@@ -387,3 +387,31 @@ def test_guard_configuration_is_read_only() -> None:
     with pytest.raises(TypeError):
         guard.custom["other"] = re.compile("x")  # type: ignore[index]
     assert guard.clean("EMP-12 a@b.io")[0] == "[REDACTED emp] [REDACTED email]"
+
+
+# --- found by mutation testing --------------------------------------------------------------------
+
+
+def test_redaction_as_dict_names_its_fields() -> None:
+    r = PrivacyGuard(key=b"k").find("PIN 4821")[0]
+    assert r.as_dict() == {"kind": "password", "start": 4, "end": 8, "fp": r.fingerprint}
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("my password is tulip", None),  # a short plain word after "is" could be prose
+        ("my password is hunter", "hunter"),  # 6+ letters, not a prose word
+        ("my password is sunflower", "sunflower"),  # 6+ letters, not a prose word
+        ("my password is correct", None),  # a prose word
+        ("my password is expired", None),  # a participle
+        ("password: sunny", "sunny"),  # explicit ":" makes a short word a password
+        ("my password is ab1", "ab1"),  # a digit makes it strong
+        ("my password is abc!", None),  # the final "!" is punctuation: "abc" is too weak
+        ("my password is HelloThere", "HelloThere"),  # inner capital makes it strong
+        ("my password is nice.", None),  # trailing punctuation stripped; short plain word
+    ],
+)
+def test_password_value_rules(text: str, secret: str | None) -> None:
+    found = [text[r.start : r.end] for r in find_secrets(text, ("password",))]
+    assert found == ([secret] if secret else []), found
