@@ -148,6 +148,19 @@ async def test_causality_on_the_real_history(sample_root, sample_history):
     prompts = all_prompt_text(model.calls)
     for q in queries:
         assert q not in prompts
+    # the check can fail: a query written into the history as its last message reaches the
+    # model with the last chunk, and only then
+    probe = queries[0]
+    history = [*sample_history, {"role": "user", "content": probe}]
+    model = scripted(extract=lambda m: facts_json(("Writes emails for work often", "user")))
+    agent = MemoryAgent(model, chunk_tokens=3000, memory_tokens=2048, strategy="extract")
+    bounds = []
+    await agent.build(history, on_chunk=lambda r, s: bounds.append(len(model.calls)))
+    seen = [
+        probe in all_prompt_text(model.calls[a:b])
+        for a, b in zip([0, *bounds[:-1]], bounds, strict=True)
+    ]
+    assert seen == [False] * (len(bounds) - 1) + [True]
 
 
 async def test_update_never_modifies_its_input_state():

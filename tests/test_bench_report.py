@@ -216,3 +216,24 @@ def test_cli_run_end_to_end_scripted(tmp_path: Path) -> None:
     assert again.exit_code == 0 and "4 already done" in flat(again.output)
     other = cli.invoke(app, [*args[:-4], "--out", str(out), "--chunk-tokens", "100"])
     assert other.exit_code == 2 and "other settings" in flat(other.output)
+
+
+def test_unknown_categories_get_their_own_breakdown_rows(tmp_path):
+    """A PersonaMem v1 category (loaded with a warning) is reported under its own name."""
+    store = RunStore(tmp_path / "run")
+    store.open(RunConfig(data_dir="/data", model="local/test", modes=["mcq"]))
+    for i, pref in enumerate(["factual", "factual", "sequence_of_updates", "neutral_preferences"]):
+        store.append_result(
+            {
+                "qid": f"q{i}",
+                "system": "memory",
+                "mode": "mcq",
+                "status": "done",
+                "pref_type": pref,
+                "score": float(i % 2 == 0),
+                "correct": i % 2 == 0,
+            }
+        )
+    table = breakdown(load_run(tmp_path / "run"), "pref_type", "mcq")
+    assert set(table) == {"factual", "sequence_of_updates", "neutral_preferences"}
+    assert (table["factual"]["memory"].k, table["factual"]["memory"].n) == (1.0, 2)

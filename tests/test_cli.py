@@ -148,7 +148,15 @@ def test_inspect_unknown_tokens_model(sample_root):
 # --- memory build (scripted model: control flow only) --------------------------------------------
 
 
-def test_memory_build_scripted(sample_root, tmp_path):
+def test_memory_build_scripted(sample_root, tmp_path, monkeypatch):
+    """The build writes what the model extracted (the echo model turns each user message of the
+    chunk into a fact) from the chunks read, and nothing from the chunks after them."""
+    from memory_fakes import echo_model
+
+    import personamem.cli as cli
+
+    model = echo_model()
+    monkeypatch.setattr(cli, "get_model", lambda spec, n_ctx=None: model)
     out_file = tmp_path / "memory.txt"
     r = invoke(
         "memory",
@@ -172,10 +180,36 @@ def test_memory_build_scripted(sample_root, tmp_path):
     assert data["model"] == "scripted" and data["chunk_tokens"] == 3000
     assert data["strategy"] == "extract" and data["memory_cap"] == 2048
     assert data["tokens_in"] > 0
-    # the scripted model says "I don't know.": not a memory, so it is empty and warned about
-    assert data["memory"] == "No previous memory."
-    assert data["warnings"]
+    lines = data["memory"].splitlines()
+    assert lines and all(ln.startswith("- ") for ln in lines), data["memory"]
+    assert data["memory"] != "No previous memory."
     assert out_file.read_text(encoding="utf-8") == data["memory"] + "\n"
+    # every line comes from a user message the model was shown in the two chunks
+    shown = "\n".join(m["content"] for call in model.calls for m in call)
+    for ln in lines:
+        words = ln.removeprefix("- ").split(" [")[0].split()
+        assert words and all(w in shown for w in words), ln
+
+
+def test_memory_build_scripted_empty_reply_is_warned(sample_root):
+    """A model that extracts nothing leaves the memory empty, and the build says so."""
+    r = invoke(
+        "memory",
+        "build",
+        sample_root / SAMPLE_HISTORY_LINK,
+        "--model",
+        "scripted",
+        "--chunk-tokens",
+        "3000",
+        "--max-chunks",
+        "1",
+        "--json",
+        "--strategy",
+        "extract",
+    )
+    assert r.exit_code == 0, all_output(r)
+    data = json.loads(r.stdout)
+    assert data["memory"] == "No previous memory." and data["warnings"]
 
 
 def test_memory_build_text_output(tmp_path):

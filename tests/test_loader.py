@@ -18,6 +18,7 @@ from conftest import (
 )
 
 from personamem.data import DataError, QAItem, load_history, load_release, question_id
+from personamem.data.loader import DataWarning, parse_row
 
 # --- the real sample ----------------------------------------------------------------------------
 
@@ -144,7 +145,15 @@ BAD_ROWS = {
     "bad_json": ({"incorrect_answers": '["a", "b", '}, "incorrect_answers"),
     "wrong_count": ({"incorrect_answers": json.dumps(["a", "b"])}, "3 non-empty strings"),
     "empty_answer": ({"incorrect_answers": json.dumps(["a", "", "c"])}, "3 non-empty strings"),
-    "unknown_pref": ({"pref_type": "favourite_colour"}, "pref_type"),
+    "ten_wrong": ({"incorrect_answers": json.dumps(list("abcdefghij"))}, "3 non-empty strings"),
+    "unhashable_dict_key": ({"user_query": "{[1]: 2}"}, "user_query"),
+    "unhashable_in_list": ({"incorrect_answers": "[{[1]: 2}, 'b', 'c']"}, "incorrect_answers"),
+    "absolute_link": ({"chat_history_32k_link": "/etc/passwd"}, "leaves the release folder"),
+    "parent_link": (
+        {"chat_history_32k_link": "data/../../outside.json"},
+        "leaves the release folder",
+    ),
+    "windows_link": ({"chat_history_32k_link": "C:\\x\\h.json"}, "leaves the release folder"),
     "missing_query": ({"user_query": ""}, "user_query"),
     "query_without_content": ({"user_query": "{'role': 'user'}"}, "content"),
     "bad_updated": ({"updated": "maybe"}, "updated"),
@@ -190,7 +199,7 @@ def test_several_bad_rows_all_reported(tmp_path):
         make_row(1, 0),
         make_row(1, 1, updated="yes please"),
         make_row(2, 0),
-        make_row(2, 1, pref_type="nope"),
+        make_row(2, 1, incorrect_answers="[1, 2"),
         make_row(2, 2, user_query=""),
     ]
     rel = load_release(write_release(tmp_path / "r", {"val": rows}))
@@ -357,3 +366,77 @@ def test_repeated_question_rows_get_distinct_ids(tmp_path):
     ids = [q.id for q in load_release(root).items]
     assert len(set(ids)) == 3
     assert ids == [q.id for q in load_release(root).items]
+
+
+# --- rows that differ from the v2 format but load --------------------------------------------
+
+
+@pytest.mark.parametrize("pref_type", ["factual", "recommendation", "sequence_of_updates"])
+def test_v1_pref_type_loads_with_a_warning(tmp_path, pref_type):
+    rows = [make_row(1, 0), make_row(1, 1, pref_type=pref_type)]
+    root = write_release(tmp_path / "r", {"benchmark": rows})
+    with pytest.warns(DataWarning, match=pref_type):
+        rel = load_release(root, strict=True)
+    assert [q.pref_type for q in rel.items][1] == pref_type and rel.issues == []
+    assert [(w.row, pref_type in w.message, "v1" in w.message) for w in rel.warnings] == [
+        (2, True, True)
+    ]
+
+
+def test_four_wrong_options_load_as_five_option_question(tmp_path):
+    wrong = [f"Wrong {k}" for k in range(4)]
+    rows = [make_row(1, 0), make_row(1, 1, incorrect_answers=json.dumps(wrong))]
+    root = write_release(tmp_path / "r", {"train": rows})
+    with pytest.warns(DataWarning, match="5-option"):
+        rel = load_release(root)
+    assert rel.issues == [] and len(rel.items) == 2
+    assert rel.items[1].incorrect_answers == wrong
+    assert [w.row for w in rel.warnings] == [2]
+    # the runner's shuffle shows all five, the answerer accepts five
+    from personamem.bench.scoring import shuffle_options
+
+    sh = shuffle_options(rel.items[1])
+    assert sorted(sh.options) == sorted([rel.items[1].correct_answer, *wrong])
+
+
+def test_parse_row_without_notes_warns():
+    row = make_row(1, 0, pref_type="factual")
+    with pytest.warns(DataWarning, match="factual"):
+        assert parse_row(row, "benchmark", 1).pref_type == "factual"
+
+
+def test_clean_release_gives_no_warning(tmp_path):
+    import warnings
+
+    root = write_release(tmp_path / "r", {"benchmark": [make_row(1, n) for n in range(3)]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rel = load_release(root)
+    assert rel.warnings == [] and len(rel.items) == 3
+
+
+# --- what the loader may read --------------------------------------------------------------------
+
+
+def test_load_history_of_a_folder_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="is a folder"):
+        load_history(tmp_path)
+
+
+def test_release_history_refuses_links_outside(tmp_path):
+    secret = tmp_path / "outside.json"
+    secret.write_text(json.dumps({"chat_history": [{"role": "user", "content": "secret"}]}))
+    root = write_release(tmp_path / "r", {"benchmark": [make_row(1, 0)]})
+    rel = load_release(root)
+    for link in (str(secret), "../outside.json", "data/../../outside.json"):
+        with pytest.raises(DataError, match="leaves the release folder"):
+            rel.history(link)
+    assert rel.history(history_link(1)).messages  # a link inside still loads
+
+
+def test_malformed_literal_row_is_a_row_issue(tmp_path):
+    """``{[1]: 2}`` makes ast.literal_eval raise TypeError: one bad row, not a crash."""
+    rows = [make_row(1, 0), make_row(1, 1, user_query="{[1]: 2}"), make_row(1, 2)]
+    rel = load_release(write_release(tmp_path / "r", {"benchmark": rows}))
+    assert [q.row for q in rel.items] == [1, 3]
+    assert [(i.row, "user_query" in i.message) for i in rel.issues] == [(2, True)]

@@ -268,6 +268,9 @@ class FakeServer:
                 status, text, headers = (
                     server.script.pop(0) if server.script else (500, "script exhausted", {})
                 )
+                if "x-test-delay" in headers:  # answer late (the client's timeout is shorter)
+                    headers = dict(headers)
+                    threading.Event().wait(float(headers.pop("x-test-delay")))
                 data = text.encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -381,12 +384,14 @@ async def test_openai_usage_missing_counts_locally(server, sleeps):
     server.script = [(200, completion("Four small words here", prompt_tokens=None), {})]
     model = make_model(server)
     try:
-        g = await model.generate(MSGS)
+        with pytest.warns(UserWarning, match="approximation"):
+            g = await model.generate(MSGS)
     finally:
         await model.aclose()
     assert g.tokens_out == model.count_tokens("Four small words here") > 0
     assert g.tokens_in == model.count_message_tokens(MSGS) > 0
-    assert model.tokenizer_name in ("qwen", "o200k_base")
+    # "test-model" names no known family: the count is said to be an approximation
+    assert model.tokenizer_name == "qwen (approximate)" and model.tokenizer_exact is False
 
 
 async def test_openai_400_fails_at_once(server, sleeps):
@@ -438,6 +443,27 @@ async def test_openai_gives_up_after_retries(server, sleeps):
     assert [d for d in sleeps if d > 0] == [1.0, 2.0, 4.0]
 
 
+async def test_openai_timeout_is_retried_then_reported(server, sleeps):
+    server.script = [
+        (200, completion("late"), {"x-test-delay": "1.0"}),
+        (200, completion("on time", 5, 2), {}),
+    ]
+    model = make_model(server, timeout=0.3)
+    try:
+        g = await model.generate(MSGS)
+    finally:
+        await model.aclose()
+    assert g.text == "on time" and len(server.requests) == 2
+    assert [d for d in sleeps if d > 0] == [1.0]
+    server.script = [(200, completion("late"), {"x-test-delay": "1.0"})] * 2
+    model = make_model(server, timeout=0.3, max_retries=1)
+    try:
+        with pytest.raises(ModelError, match="failed after 2 tries: ReadTimeout"):
+            await model.generate(MSGS)
+    finally:
+        await model.aclose()
+
+
 async def test_openai_connection_refused(sleeps):
     probe = FakeServer()
     url = probe.url
@@ -455,3 +481,90 @@ def test_openai_base_url_from_environment(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "env-key")
     m = OpenAIModel(name="x")
     assert m.base_url == "http://example.invalid/v1" and m.api_key == "env-key"
+
+
+# --- token counts with the model's own tokenizer ------------------------------------------------
+
+GERMAN = "Ich möchte nächste Woche nach Zürich fahren und dort übernachten."
+
+
+@pytest.mark.parametrize(
+    ("name", "encoding", "hello_world"),
+    [
+        ("gpt-4o", "o200k_base", [13225, 2375]),
+        ("gpt-4o-mini-2024-07-18", "o200k_base", [13225, 2375]),
+        ("o3-mini", "o200k_base", [13225, 2375]),
+        ("gpt-4", "cl100k_base", [9906, 1917]),
+    ],
+)
+def test_openai_models_count_with_openai_encodings(name, encoding, hello_world):
+    """openai/gpt-4o is counted with o200k_base (OpenAI's published ids for "Hello world"),
+    not with Qwen's tokenizer, and no download is attempted (the tables ship in a wheel)."""
+    m = OpenAIModel(name=name, base_url="http://127.0.0.1:9/v1")
+    encode, enc_name, exact = openai_compat.offline_encoder(name)
+    assert (enc_name, exact) == (encoding, True)
+    assert encode("Hello world") == hello_world
+    assert m.count_tokens("Hello world") == 2
+    assert (m.tokenizer_name, m.tokenizer_exact) == (encoding, True)
+    qwen = openai_compat.offline_encoder("qwen2.5")[0]
+    assert m.count_tokens(GERMAN) == len(encode(GERMAN)) != len(qwen(GERMAN))
+
+
+def test_get_model_openai_gpt4o_uses_o200k():
+    m = get_model("openai/gpt-4o", base_url="http://127.0.0.1:9/v1")
+    m.count_tokens("x")
+    assert m.tokenizer_name == "o200k_base" and m.tokenizer_exact
+
+
+def test_qwen_names_count_exactly_with_qwen():
+    m = OpenAIModel(name="Qwen/Qwen2.5-7B-Instruct", base_url="http://127.0.0.1:9/v1")
+    assert m.count_tokens(GERMAN) == len(openai_compat.offline_encoder("qwen2.5")[0](GERMAN))
+    assert (m.tokenizer_name, m.tokenizer_exact) == ("qwen", True)
+
+
+# --- one LocalModel used from several event loops -------------------------------------------------
+
+
+def test_local_model_serializes_calls_across_event_loops(tmp_path):
+    """get_model caches one LocalModel per spec; two threads with their own event loops must
+    still run its llama.cpp calls one at a time (an asyncio.Lock is bound to one loop and fails
+    or lets both in)."""
+    from personamem.models.local import LocalModel
+
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    model = LocalModel(name="gguf:test", path=str(gguf), n_ctx=512)
+    active = 0
+    peak = 0
+    guard = threading.Lock()
+
+    def work(i: int) -> int:
+        nonlocal active, peak
+        with guard:
+            active += 1
+            peak = max(peak, active)
+        threading.Event().wait(0.01)
+        with guard:
+            active -= 1
+        return i
+
+    errors: list[BaseException] = []
+    results: list[list[int]] = [[], []]
+
+    def run(k: int) -> None:
+        async def main() -> list[int]:
+            return list(await asyncio.gather(*(model._locked(work, i) for i in range(8))))
+
+        try:
+            results[k] = asyncio.run(main())
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert results == [list(range(8)), list(range(8))]
+    assert peak == 1

@@ -20,7 +20,9 @@ from personamem.memory.privacy import (
     find_secrets,
     iban_ok,
     luhn_ok,
+    phone_ok,
     redact,
+    ssn_ok,
 )
 
 # (text, kind, secret)
@@ -288,8 +290,12 @@ SAMPLE = Path("/work/shared/data/personamem-v2-sample/data")
 def test_real_sample() -> None:
     """The real history has no secrets (nothing may be redacted); the generator's fake sensitive
     items (the persona's address, SSN, card, ...) must all be caught when a user writes them."""
-    for path in (SAMPLE / "chat_history_32k").glob("*.json"):
+    histories = sorted((SAMPLE / "chat_history_32k").glob("*.json"))
+    assert histories, f"no chat histories under {SAMPLE / 'chat_history_32k'}"
+    checked_messages = 0
+    for path in histories:
         history = json.loads(path.read_text())["chat_history"]
+        checked_messages += len(history[1:])
         for m in history[1:]:
             found = find_secrets(m["content"])
             assert found == [], [(r.kind, m["content"][r.start : r.end]) for r in found]
@@ -306,14 +312,106 @@ def test_real_sample() -> None:
         "vehicle_plate_number": "My license plate is {v}.",
         "llm_api_key": "Here is my API key {v} for the script.",
     }
-    for path in (SAMPLE / "raw_data").glob("*.json"):
+    assert checked_messages > 0
+    raw = sorted((SAMPLE / "raw_data").glob("*.json"))
+    assert raw, f"no raw persona files under {SAMPLE / 'raw_data'}"
+    checked: set[str] = set()
+    for path in raw:
         for persona in json.loads(path.read_text()).values():
             info = persona.get("sensitive_information", {})
             for k, template in cues.items():
                 if k not in info:
                     continue
+                checked.add(k)
                 value = str(info[k])
                 cleaned, found = redact(template.format(v=value))
                 core = value.split(",")[0]  # an address keeps its city and zip
                 assert core not in cleaned, (k, cleaned)
                 assert found
+    # every kind of sensitive item the generator writes was tried at least once
+    assert checked == set(cues), sorted(set(cues) - checked)
+
+
+# --- the libraries behind the checks ------------------------------------------------------------
+
+
+def test_phone_numbers_are_checked_by_libphonenumber() -> None:
+    """A '+' number whose country code does not exist is not a phone number (the shape alone
+    would have matched)."""
+    assert phone_ok("+44 20 7946 0958") and phone_ok("(415) 555-0132", "US")
+    assert not phone_ok("+999 12 3456 7890")
+    assert find_secrets("ref +999 12 3456 7890 on the invoice") == []
+    assert [r.kind for r in find_secrets("ring +44 20 7946 0958")] == ["phone"]
+
+
+def test_ssn_ranges_come_from_stdnum() -> None:
+    """Numbers no SSN can have (area 000/666/9xx, group 00, the advertising number 078-05-1120)
+    are left alone."""
+    assert ssn_ok("528-64-1937")
+    for number in ("078-05-1120", "000-12-3456", "666-12-3456", "912-34-5678", "123-00-4567"):
+        assert not ssn_ok(number)
+        assert find_secrets(f"ticket {number} closed") == [], number
+
+
+def test_iban_country_length_is_checked() -> None:
+    """mod-97 alone accepts a German IBAN one character short; the country's length does not."""
+    assert iban_ok("DE89370400440532013000")
+    assert not iban_ok("DE5137040044053201300")  # passes mod-97, 21 characters
+
+
+# --- one guard, several users -------------------------------------------------------------------
+
+
+def test_bound_guards_do_not_share_key_or_log() -> None:
+    """Two users (stores) of one guard each bind their own key and log: neither sees the other's
+    redactions, the user's own hook sees both, and the shared guard is unchanged."""
+    user_log: list[str] = []
+    shared = PrivacyGuard(key=b"user", on_redact=lambda r, where: user_log.append(where))
+    log_a: list[str] = []
+    log_b: list[str] = []
+    a = shared.bind(key=b"store-a", on_redact=lambda r, where: log_a.append(where))
+    b = shared.bind(key=b"store-b", on_redact=lambda r, where: log_b.append(where))
+    fa = a.clean("my PIN is 4821", where="a")[1][0].fingerprint
+    fb = b.clean("my PIN is 4821", where="b")[1][0].fingerprint
+    assert log_a == ["a"] and log_b == ["b"] and user_log == ["a", "b"]
+    assert fa != fb  # each store its own key
+    assert shared.key == b"user" and shared.find("PIN 4821")[0].fingerprint not in (fa, fb)
+    shared.clean("PIN 4821", where="shared")
+    assert log_a == ["a"] and log_b == ["b"]  # the shared guard does not call the bound hooks
+    assert a.kinds == shared.kinds and dict(a.custom) == dict(shared.custom)
+
+
+def test_guard_configuration_is_read_only() -> None:
+    guard = PrivacyGuard(kinds=["email"], custom={"emp": r"EMP-\d+"})  # type: ignore[arg-type]
+    assert guard.kinds == ("email",)
+    with pytest.raises(TypeError):
+        guard.custom["other"] = re.compile("x")  # type: ignore[index]
+    assert guard.clean("EMP-12 a@b.io")[0] == "[REDACTED emp] [REDACTED email]"
+
+
+# --- found by mutation testing --------------------------------------------------------------------
+
+
+def test_redaction_as_dict_names_its_fields() -> None:
+    r = PrivacyGuard(key=b"k").find("PIN 4821")[0]
+    assert r.as_dict() == {"kind": "password", "start": 4, "end": 8, "fp": r.fingerprint}
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("my password is tulip", None),  # a short plain word after "is" could be prose
+        ("my password is hunter", "hunter"),  # 6+ letters, not a prose word
+        ("my password is sunflower", "sunflower"),  # 6+ letters, not a prose word
+        ("my password is correct", None),  # a prose word
+        ("my password is expired", None),  # a participle
+        ("password: sunny", "sunny"),  # explicit ":" makes a short word a password
+        ("my password is ab1", "ab1"),  # a digit makes it strong
+        ("my password is abc!", None),  # the final "!" is punctuation: "abc" is too weak
+        ("my password is HelloThere", "HelloThere"),  # inner capital makes it strong
+        ("my password is nice.", None),  # trailing punctuation stripped; short plain word
+    ],
+)
+def test_password_value_rules(text: str, secret: str | None) -> None:
+    found = [text[r.start : r.end] for r in find_secrets(text, ("password",))]
+    assert found == ([secret] if secret else []), found

@@ -79,18 +79,40 @@ def test_likelihood_mcq_on_the_real_model(local_model, sample_root, sample_histo
     rel = load_release(sample_root)
     q = next(q for q in rel.items if q.history_32k == SAMPLE_HISTORY_LINK)
     options = [q.correct_answer, *q.incorrect_answers]
+    memory = "- I wear leggings and athleisure a lot."
     answerer = Answerer(local_model)
-    a = asyncio.run(
-        answerer.mcq(q.query, options, memory="- I wear leggings and athleisure a lot.")
+    a = asyncio.run(answerer.mcq(q.query, options, memory=memory))
+    assert a.method == "likelihood" and a.tokens_in > 0
+    # the scores are the context's gain over the bare prompt, from the real model's numbers
+    msgs = Answerer.messages(q.query, memory=memory)
+    cond = asyncio.run(local_model.score_continuations(msgs, [o.strip() for o in options]))
+    base = asyncio.run(
+        local_model.score_continuations(Answerer.messages(q.query), [o.strip() for o in options])
     )
-    assert a.method == "likelihood" and a.choice in range(4)
-    assert len(a.scores) == 4 and all(math.isfinite(s) for s in a.scores)
-    assert a.scores[a.choice] == max(a.scores) and a.tokens_in > 0
-    # reversing the options changes which letter is picked, not which option: no position bias
-    b = asyncio.run(
-        answerer.mcq(q.query, options[::-1], memory="- I wear leggings and athleisure a lot.")
-    )
-    assert options[::-1][b.choice] == options[a.choice]
+    gain = [c[0] - b[0] for c, b in zip(cond, base, strict=True)]
+    # llama.cpp's numbers move by up to ~0.7 nats with how much of the prompt the KV cache
+    # reused, so the recomputation matches loosely; the raw score is far off (the baseline is
+    # tens of nats)
+    assert a.scores == pytest.approx(gain, abs=1.5)
+    assert all(abs(s - c[0]) > 5 for s, c in zip(a.scores, cond, strict=True))
+    assert a.choice == max(range(len(options)), key=lambda i: a.scores[i])
+
+
+def test_letter_scoring_is_position_free_on_the_real_model(local_model, sample_root):
+    """Letter scoring lists the options; summed over rotations, the same option wins when the
+    options are given in reverse (one rotation alone may pick a different option)."""
+    rel = load_release(sample_root)
+    q = next(q for q in rel.items if q.history_32k == SAMPLE_HISTORY_LINK)
+    options = [q.correct_answer, *q.incorrect_answers]
+    answerer = Answerer(local_model, method="score")
+    a = asyncio.run(answerer.mcq(q.query, options))
+    b = asyncio.run(answerer.mcq(q.query, options[::-1]))
+    assert "A. " + options[0] in a.prompt and "A. " + options[-1] in b.prompt
+    # the totals per option agree up to llama.cpp's KV-reuse noise (see above)
+    assert b.scores == pytest.approx(a.scores[::-1], abs=1.0)
+    ranked = sorted(a.scores, reverse=True)
+    if ranked[0] - ranked[1] > 2.0:  # a clear winner wins in both orders
+        assert options[::-1][b.choice] == options[a.choice]
 
 
 def test_memory_from_two_real_chunks(built, local_model, sample_history):
@@ -129,11 +151,22 @@ def test_mcq_from_the_real_memory(built, local_model, sample_root):
     answerer = Answerer(local_model, method="score")  # letter scoring over 4 rotations
     a = asyncio.run(answerer.mcq(q.query, options, memory=built.state.context()))
     assert a.method == "score"
-    assert a.choice in range(4)
     assert a.letter == "ABCD"[a.choice] and a.text == options[a.choice]
-    assert len(a.scores) == 4 and all(math.isfinite(s) for s in a.scores)
-    assert a.scores[a.choice] == max(a.scores)
     assert len(a.raw) == 4 and local_model.usage.calls == before + 4
+    # the totals are each option's letter log-probabilities (normalised over A-D) summed over
+    # the four rotations, mapped back from positions to options
+    totals = [0.0] * 4
+    for r in range(4):
+        order = [(i + r) % 4 for i in range(4)]
+        msgs = Answerer.messages(
+            q.query, options=[options[i] for i in order], memory=built.state.context()
+        )
+        lp = asyncio.run(local_model.score_choices(msgs, list("ABCD")))
+        z = math.log(sum(math.exp(x) for x in lp))
+        for p in range(4):
+            totals[order[p]] += lp[p] - z
+    assert a.scores == pytest.approx(totals, abs=1.0)  # KV-reuse noise, see above
+    assert a.choice == max(range(4), key=lambda i: a.scores[i])
     assert a.tokens_in > 0
     assert built.state.context().splitlines()[0] in a.prompt
 

@@ -110,7 +110,11 @@ def test_answer_and_flush(store: str) -> None:
     out = run("flush", "carol", "--chunk-tokens", "40")
     assert "v1 update" in out
     assert "nothing pending" in run("flush", "carol")
-    assert run("answer", "carol", "-q", "What should I do this weekend?")
+    data = json.loads(run("answer", "carol", "-q", "What should I do this weekend?", "--json"))
+    # the answer was asked with carol's memory and the query, and shows the model's reply as is
+    assert "zqpottery" in data["prompt"] and "What should I do this weekend?" in data["prompt"]
+    assert data["text"] == "no" and data["method"] == "generate"  # what the echo model says
+    assert run("answer", "carol", "-q", "What should I do?").strip() == "no"
 
 
 def test_errors(store: str, tmp_path: Path) -> None:

@@ -2,12 +2,17 @@
 
 MCQ with a backend that scores choices: the letter's log-probability is read for every cyclic
 rotation of the options (each option sits at each letter once) and summed per option, which
-cancels the model's preference for a position. Other backends generate and parse the letter.
+cancels the model's preference for a position. Other backends (HTTP) generate a letter for every
+rotation and each parsed letter is a vote for the option shown there. A tie (a model that always
+answers "B" gives every option one vote) is broken by a draw seeded from the question, never by
+position; the answer records the tied options and the seed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import random
 import time
 from collections import Counter
 from typing import Literal
@@ -30,12 +35,35 @@ class Answer(BaseModel):
     letter: str | None = None
     method: str = "generate"
     scores: list[float] = Field(default_factory=list)
+    tied: list[int] = Field(default_factory=list)
+    """The options that tied for the best score (empty without a tie); ``choice`` is drawn among
+    them with ``random.Random(tie_seed).choice(tied)``."""
+    tie_seed: int | None = None
     raw: list[str] = Field(default_factory=list)
     prompt: str = ""
     tokens_in: int = 0
     tokens_out: int = 0
     prefill_tokens: int = 0
     seconds: float = 0.0
+
+
+def tie_seed(query: str, options: list[str]) -> int:
+    """A seed from the question's text: the same question always breaks a tie the same way."""
+    data = "\0".join([query, *options]).encode()
+    return int(hashlib.sha256(data).hexdigest()[:8], 16)
+
+
+def best_option(
+    scores: list[float], query: str, options: list[str]
+) -> tuple[int, list[int], int | None]:
+    """The best-scoring option; a tie is drawn with a seed from the question (position plays no
+    part). Returns (choice, the tied options or [], the seed or None)."""
+    top = max(scores)
+    tied = [i for i, s in enumerate(scores) if s == top]
+    if len(tied) == 1:
+        return tied[0], [], None
+    seed = tie_seed(query, options)
+    return random.Random(seed).choice(tied), tied, seed
 
 
 def _log_softmax(xs: list[float]) -> list[float]:
@@ -124,7 +152,7 @@ class Answerer:
             scores = [c[0] - b[0] for c, b in zip(cond, base, strict=True)]
         else:
             scores = [c[0] / max(1, c[1]) for c in cond]
-        choice = max(range(len(options)), key=lambda i: scores[i])
+        choice, tied, seed = best_option(scores, query, options)
         used = self.model.usage.since(before)
         return Answer(
             text=options[choice],
@@ -132,6 +160,8 @@ class Answerer:
             letter=LETTERS[choice],
             method="likelihood",
             scores=scores,
+            tied=tied,
+            tie_seed=seed,
             raw=[f"{LETTERS[i]}:{s:.3f}" for i, s in enumerate(scores)],
             prompt=msgs[-1]["content"],
             tokens_in=used.tokens_in,
@@ -175,17 +205,21 @@ class Answerer:
                 pos = parse_choice(g.text, n)
                 if pos is not None:
                     votes[order[pos]] += 1
-        if method == "score":
-            choice: int | None = max(range(n), key=lambda i: totals[i])
-        else:
-            choice = votes.most_common(1)[0][0] if votes else None
+        scores = totals if method == "score" else [float(votes[i]) for i in range(n)]
+        choice: int | None = None
+        tied: list[int] = []
+        seed: int | None = None
+        if method == "score" or votes:
+            choice, tied, seed = best_option(scores, query, options)
         used = self.model.usage.since(before)
         return Answer(
             text=options[choice] if choice is not None else (raws[0] if raws else ""),
             choice=choice,
             letter=LETTERS[choice] if choice is not None else None,
             method=method,
-            scores=totals if method == "score" else [float(votes[i]) for i in range(n)],
+            scores=scores,
+            tied=tied,
+            tie_seed=seed,
             raw=raws,
             prompt=first_prompt,
             tokens_in=used.tokens_in,

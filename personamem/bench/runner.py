@@ -323,6 +323,11 @@ class Runner:
                 f"{len(release.issues)} unusable row(s) of the release were skipped "
                 f"(first: {release.issues[0]}); `personamem data inspect` lists them"
             )
+        if release.warnings:
+            self.events.note(
+                f"{len(release.warnings)} row(s) of the release differ from the PersonaMem-v2 "
+                f"format and were loaded (first: {release.warnings[0]})"
+            )
         model = self.model()
         by_history: dict[str, list[QAItem]] = defaultdict(list)
         for q in release.split(cfg.split):

@@ -3,6 +3,7 @@
 from .loader import (
     ChatHistory,
     DataError,
+    DataWarning,
     LoadIssue,
     QAItem,
     Release,
@@ -15,6 +16,7 @@ from .render import render_message, render_messages
 __all__ = [
     "ChatHistory",
     "DataError",
+    "DataWarning",
     "LoadIssue",
     "QAItem",
     "Release",

@@ -13,9 +13,10 @@ import csv
 import hashlib
 import json
 import sys
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -34,11 +35,18 @@ PREF_TYPES = {
     "ask_to_forget",
     "multimodal",
 }
+#: Categories of PersonaMem v1 and of other releases: loaded with a warning, kept in breakdowns.
+KNOWN_OTHER_PREF_TYPES = {"factual", "recommendation", "sequence_of_updates"}
+MAX_OPTIONS = 10  # the answer letters A-J
 REQUIRED = ("persona_id", "user_query", "correct_answer", "incorrect_answers")
 
 
 class DataError(ValueError):
     """A file or row of the release is unusable; the message names it and says why."""
+
+
+class DataWarning(UserWarning):
+    """A row loads but differs from the release format (its message names it and says how)."""
 
 
 @dataclass
@@ -112,7 +120,11 @@ def load_history(path: str | Path) -> ChatHistory:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise DataError(f"{path}: file not found") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except IsADirectoryError as e:
+        raise DataError(f"{path}: is a folder; give one chat-history JSON file") from e
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from e
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise DataError(f"{path}: not valid JSON ({e})") from e
     if isinstance(raw, list):
         raw = {"chat_history": raw}
@@ -134,15 +146,21 @@ def load_history(path: str | Path) -> ChatHistory:
     return ChatHistory(path=str(path), metadata=meta, messages=messages)
 
 
+# What ast.literal_eval raises on text that is not a well-formed literal: besides ValueError and
+# SyntaxError, TypeError for an unhashable key ("{[1]: 2}"), MemoryError/RecursionError for deep
+# nesting.
+_LITERAL_ERRORS = (ValueError, SyntaxError, TypeError, MemoryError, RecursionError)
+
+
 def _parse_query(text: str) -> str:
     text = text.strip()
     if text.startswith("{"):
         try:
             obj = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
+        except _LITERAL_ERRORS:
             try:
                 obj = json.loads(text)
-            except json.JSONDecodeError as e:
+            except (json.JSONDecodeError, RecursionError) as e:
                 raise ValueError("user_query is neither a dict literal nor JSON") from e
         if not isinstance(obj, dict) or not isinstance(obj.get("content"), str):
             raise ValueError("user_query has no 'content' string")
@@ -158,10 +176,10 @@ def _parse_list(text: str, name: str) -> list[Any]:
         return []
     try:
         val = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         try:
             val = ast.literal_eval(text)
-        except (ValueError, SyntaxError) as e:
+        except _LITERAL_ERRORS as e:
             raise ValueError(f"{name} is not a JSON list") from e
     if not isinstance(val, list):
         raise ValueError(f"{name} is not a list")
@@ -184,21 +202,59 @@ def question_id(split: str, persona_id: str, query: str, correct: str) -> str:
     return f"{split}-p{persona_id}-{h}"
 
 
-def parse_row(row: dict[str, str], split: str, index: int) -> QAItem:
-    """One CSV row as a :class:`QAItem`; raises ValueError naming the bad column."""
+def check_link(link: str) -> str:
+    """``link`` if it is a relative path inside the release folder; raises ValueError for an
+    absolute path, a drive, or a ``..`` part (a CSV must not make the loader read other files)."""
+    for pure in (PurePosixPath(link), PureWindowsPath(link)):
+        if pure.is_absolute() or pure.drive or pure.root or ".." in pure.parts:
+            raise ValueError(
+                f"history link {link!r} leaves the release folder; links must be relative "
+                "paths inside it, such as data/chat_history_32k/<file>.json"
+            )
+    return link
+
+
+def parse_row(
+    row: dict[str, str], split: str, index: int, notes: list[str] | None = None
+) -> QAItem:
+    """One CSV row as a :class:`QAItem`; raises ValueError naming the bad column.
+
+    Deviations that still load (an unknown ``pref_type``, more than 3 incorrect answers) are
+    appended to ``notes`` when given, else issued as :class:`DataWarning`.
+    """
+
+    def note(message: str) -> None:
+        if notes is None:
+            warnings.warn(message, DataWarning, stacklevel=3)
+        else:
+            notes.append(message)
+
     missing = [c for c in REQUIRED if not (row.get(c) or "").strip()]
     if missing:
         raise ValueError(f"missing value in column(s) {', '.join(missing)}")
     query = _parse_query(row["user_query"])
     wrong = _parse_list(row["incorrect_answers"], "incorrect_answers")
-    if len(wrong) != 3 or not all(isinstance(w, str) and w.strip() for w in wrong):
-        raise ValueError(f"incorrect_answers must hold 3 non-empty strings, got {len(wrong)}")
+    if not all(isinstance(w, str) and w.strip() for w in wrong):
+        raise ValueError("incorrect_answers must hold 3 non-empty strings, got an empty one")
+    if not 3 <= len(wrong) <= MAX_OPTIONS - 1:
+        raise ValueError(
+            f"incorrect_answers must hold 3 non-empty strings (up to {MAX_OPTIONS - 1} are "
+            f"accepted), got {len(wrong)}"
+        )
+    if len(wrong) != 3:
+        note(
+            f"{len(wrong)} incorrect answers instead of 3: loaded as a "
+            f"{len(wrong) + 1}-option question"
+        )
     snippet = _parse_list(
         row.get("related_conversation_snippet", ""), "related_conversation_snippet"
     )
     pref_type = (row.get("pref_type") or "").strip()
     if pref_type and pref_type not in PREF_TYPES:
-        raise ValueError(f"unknown pref_type {pref_type!r}")
+        known = " (a PersonaMem v1 category)" if pref_type in KNOWN_OTHER_PREF_TYPES else ""
+        note(f"pref_type {pref_type!r} is not a PersonaMem-v2 category{known}; kept as it is")
+    history_32k = check_link((row.get("chat_history_32k_link") or "").strip())
+    history_128k = check_link((row.get("chat_history_128k_link") or "").strip())
     updated = (row.get("updated") or "False").strip().lower()
     if updated not in ("true", "false", "1", "0", ""):
         raise ValueError(f"updated must be True or False, got {row.get('updated')!r}")
@@ -221,8 +277,8 @@ def parse_row(row: dict[str, str], split: str, index: int) -> QAItem:
         conversation_scenario=(row.get("conversation_scenario") or "").strip(),
         topic_query=row.get("topic_query", "") or "",
         topic_preference=row.get("topic_preference", "") or "",
-        history_32k=(row.get("chat_history_32k_link") or "").strip(),
-        history_128k=(row.get("chat_history_128k_link") or "").strip(),
+        history_32k=history_32k,
+        history_128k=history_128k,
         distance_32k=_opt_int(row.get("distance_from_related_snippet_to_query_32k")),
         distance_128k=_opt_int(row.get("distance_from_related_snippet_to_query_128k")),
         related_snippet=[m for m in snippet if isinstance(m, dict)],
@@ -236,6 +292,8 @@ class Release:
     root: Path
     items: list[QAItem] = field(default_factory=list)
     issues: list[LoadIssue] = field(default_factory=list)
+    warnings: list[LoadIssue] = field(default_factory=list)
+    """Rows that loaded but differ from the release format (unknown category, extra options)."""
     _histories: dict[str, ChatHistory] = field(default_factory=dict, repr=False)
 
     def split(self, name: str) -> list[QAItem]:
@@ -247,6 +305,10 @@ class Release:
     def history(self, link: str) -> ChatHistory:
         """The chat history a row links to (loaded once, then cached)."""
         if link not in self._histories:
+            try:
+                check_link(link)
+            except ValueError as e:
+                raise DataError(str(e)) from e
             self._histories[link] = load_history(self.root / link)
         return self._histories[link]
 
@@ -282,11 +344,15 @@ def load_release(
                     if None in row:
                         problem = "row has more fields than the header"
                     else:
+                        notes: list[str] = []
                         try:
-                            rel.items.append(parse_row(row, split, i))
-                            continue
+                            rel.items.append(parse_row(row, split, i, notes))
                         except ValueError as e:
                             problem = str(e)
+                        else:
+                            for n in notes:
+                                rel.warnings.append(LoadIssue(str(path), i, n))
+                            continue
                     issue = LoadIssue(str(path), i, problem)
                     if strict:
                         raise DataError(str(issue))
@@ -303,6 +369,14 @@ def load_release(
             rel.issues.append(issue)
     if not found:
         raise DataError(f"{text_dir}: no {', '.join(s + '.csv' for s in splits)} found")
+    if rel.warnings:
+        kinds = sorted({w.message for w in rel.warnings})
+        warnings.warn(
+            f"{len(rel.warnings)} row(s) of {root} differ from the PersonaMem-v2 format and were "
+            f"loaded anyway: {'; '.join(kinds[:5])}" + (" ..." if len(kinds) > 5 else ""),
+            DataWarning,
+            stacklevel=2,
+        )
     # Rows that repeat a question (same split, persona, query and answer) still get distinct ids:
     # the second gets "-2", and so on, in file order, so ids stay unique and stable.
     seen: dict[str, int] = {}

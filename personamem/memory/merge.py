@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import threading
 from typing import Any
+
+import snowballstemmer
 
 STOP = set(
     """a an the and or but of to in on at for with from by about as is are was were be been being
@@ -27,13 +31,16 @@ STOP = set(
 )
 
 
+_STEMMERS = threading.local()  # a Snowball stemmer keeps state while it works: one per thread
+
+
+@functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """Crude suffix stripping so "practice", "practices" and "practicing" meet."""
-    for suf in ("ing", "ies", "es", "ed", "s"):
-        if len(word) > len(suf) + 3 and word.endswith(suf):
-            word = word[: -len(suf)]
-            break
-    return word[:-1] if len(word) > 4 and word.endswith("e") else word
+    """The Snowball (Porter 2) English stem, so "practice", "practices" and "practicing" meet."""
+    stemmer = getattr(_STEMMERS, "english", None)
+    if stemmer is None:
+        stemmer = _STEMMERS.english = snowballstemmer.stemmer("english")
+    return stemmer.stemWord(word)
 
 
 def content_words(text: str) -> set[str]:

@@ -35,7 +35,13 @@ import hmac
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+import phonenumbers
+from stdnum import iban as stdnum_iban
+from stdnum import luhn
+from stdnum.us import ssn as us_ssn
 
 KINDS = (
     "api_key",
@@ -68,27 +74,29 @@ class Redaction:
 
 # --- checksums ---------------------------------------------------------------------------------
 def luhn_ok(digits: str) -> bool:
-    """The Luhn (mod 10) check used by payment cards."""
-    total, alt = 0, False
-    for ch in reversed(digits):
-        d = ord(ch) - 48
-        if alt:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-        alt = not alt
-    return total % 10 == 0
+    """The Luhn (mod 10) check used by payment cards (python-stdnum's)."""
+    return bool(digits) and digits.isdigit() and luhn.is_valid(digits)
 
 
 def iban_ok(iban: str) -> bool:
-    """The ISO 13616 mod-97 check of an IBAN (spaces allowed)."""
-    s = re.sub(r"\s+", "", iban).upper()
-    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", s):
+    """An IBAN's mod-97 check and its country's length and format (python-stdnum's)."""
+    return stdnum_iban.is_valid(iban)
+
+
+def ssn_ok(number: str) -> bool:
+    """A US social security number that could be issued (no 000/666/9xx area, no known
+    advertising numbers; python-stdnum's rules)."""
+    return us_ssn.is_valid(number)
+
+
+def phone_ok(number: str, region: str | None = None) -> bool:
+    """Whether ``number`` has a possible length for its country (libphonenumber's metadata);
+    ``region`` is the country assumed for numbers without a leading ``+``."""
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException:
         return False
-    moved = s[4:] + s[:4]
-    num = "".join(str(int(c, 36)) for c in moved)
-    return int(num) % 97 == 1
+    return phonenumbers.is_possible_number(parsed)
 
 
 def card_issuer_ok(digits: str) -> bool:
@@ -134,19 +142,23 @@ _PEM = re.compile(
 _KEY_ASSIGN = re.compile(
     r"(?i)\b(?:api[_\s-]?key|api[_\s-]?token|secret(?:[_\s-]?(?:key|token))?|access[_\s-]?(?:key|token)"
     r"|auth[_\s-]?token|bearer|client[_\s-]?secret|private[_\s-]?key|(?:aws_)?secret_access_key"
-    r"|token)\b(?:\s+(?:is|was))?\s*[:=]?\s*[\"'`]?([A-Za-z0-9_\-./+=]{16,})"
+    r"|token)\b(?:\s{1,4}(?:is|was))?\s{0,4}[:=]?\s{0,4}[\"'`]?([A-Za-z0-9_\-./+=]{16,})"
 )
-_URL_CREDENTIALS = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:([^\s@/]+)@[\w.\-]+")
+_URL_CREDENTIALS = re.compile(
+    r"(?i)(?<![a-z0-9+.\-])[a-z][a-z0-9+.\-]{0,30}://[^\s:/@]{1,64}:([^\s@/]{1,128})@[\w.\-]{1,253}"
+)
 
 _PASSWORD = re.compile(
     r"(?i)\b(?:password|passphrase|passcode|passwd|pwd|pw)\b"
-    r"(?:\s+(?:for|of|on)\s+(?:[\w.@'\-]+\s+){0,3}?[\w.@'\-]+)?"
-    r"(?P<sep>\s*(?:is|was|was changed to|is now|=|:|->)\s*|\s+(?:to|now)\s+)"
+    r"(?:\s{1,4}(?:for|of|on)\s{1,4}(?:[\w.@'\-]{1,64}\s{1,4}){0,3}?[\w.@'\-]{1,64})?"
+    r"(?P<sep>\s{0,4}(?:is|was|was changed to|is now|=|:|->)\s{0,4}|\s{1,4}(?:to|now)\s{1,4})"
     r"(?:(?P<q>[\"'“‘`])(?P<quoted>[^\"'”’`\n]{1,64})[\"'”’`]|(?P<val>[^\s\"'”’,;]{3,64}))"
 )
-_PASSWORD_NOUN = re.compile(r"(?i)\b(?:password|passphrase|passcode)\s*[:=]\s*(?P<val>\S{3,64})")
+_PASSWORD_NOUN = re.compile(
+    r"(?i)\b(?:password|passphrase|passcode)\s{0,4}[:=]\s{0,4}(?P<val>\S{3,64})"
+)
 _PIN = re.compile(
-    r"(?i)\b(?:pin(?:\s+(?:code|number))?)\b\s*(?:is|was|:|=|#)?\s*"
+    r"(?i)\b(?:pin(?:\s{1,4}(?:code|number))?)\b\s{0,4}(?:is|was|:|=|#)?\s{0,4}"
     r"(?P<val>\d{3,8})(?!\d)"
 )
 # Words that follow "password is" in ordinary prose.
@@ -162,11 +174,13 @@ _PROSE = set(
 )
 
 _EMAIL = re.compile(
-    r"(?:(?<=mailto:)|(?<![:\w.%+\-]))[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b"
+    r"(?:(?<=mailto:)|(?<![:\w.%+\-]))[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,63}\b"
 )
+# One start per run of address characters (the look-behind) and bounded parts: a run such as
+# "a.a.a.a..." is tried once, not once per position (which made "a." * 20000 take 36 s).
 _EMAIL_OBFUSCATED = re.compile(
-    r"(?i)\b[A-Za-z0-9._%+\-]+\s*[\[(]\s*at\s*[\])]\s*[A-Za-z0-9\-]+"
-    r"(?:\s*[\[(]\s*dot\s*[\])]\s*[A-Za-z0-9\-]+)+\b"
+    r"(?i)(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}\s{0,3}[\[(]\s{0,3}at\s{0,3}[\])]\s{0,3}"
+    r"[A-Za-z0-9\-]{1,63}(?:\s{0,3}[\[(]\s{0,3}dot\s{0,3}[\])]\s{0,3}[A-Za-z0-9\-]{1,63}){1,8}\b"
 )
 
 _PHONE = re.compile(
@@ -174,43 +188,43 @@ _PHONE = re.compile(
     r"|(?<![\w/.\-:$€£#])\+\d{1,3}(?:[\s.\-]?\(?\d{1,4}\)?){2,5}(?![\w/\-]|\.\d|:\d)"
 )
 _PHONE_CUE = re.compile(
-    r"(?i)\b(?:phone(?:\s+number)?|mobile(?:\s+number)?|cell(?:\s+(?:phone|number))?|tel(?:ephone)?"
-    r"|call\s+me\s+(?:at|on)|text\s+me\s+(?:at|on)|reach\s+me\s+(?:at|on)|whatsapp|fax|landline)\b\s*(?:is|:|at|on|#|no\.?)?\s*"
+    r"(?i)\b(?:phone(?:\s{1,4}number)?|mobile(?:\s{1,4}number)?|cell(?:\s{1,4}(?:phone|number))?|tel(?:ephone)?"
+    r"|call\s{1,4}me\s{1,4}(?:at|on)|text\s{1,4}me\s{1,4}(?:at|on)|reach\s{1,4}me\s{1,4}(?:at|on)|whatsapp|fax|landline)\b\s{0,4}(?:is|:|at|on|#|no\.?)?\s{0,4}"
     r"(?P<val>\+?\(?\d[\d\s().\-]{5,18}\d)(?![\w/]|\.\d)"
 )
 
 _CARD = re.compile(r"(?<![\d.,\-/])\d(?:[ \-]?\d){11,18}(?![\d\-/]|[.,]\d)")
 _CARD_CUE = re.compile(
-    r"(?i)\b(?:(?:credit|debit|bank|payment|visa|mastercard|amex)\s+card(?:\s+(?:number|no\.?|#))?"
-    r"|card\s+(?:number|no\.?|#))\s*(?:is|was|:|=|ending in)?\s*"
+    r"(?i)\b(?:(?:credit|debit|bank|payment|visa|mastercard|amex)\s{1,4}card(?:\s{1,4}(?:number|no\.?|#))?"
+    r"|card\s{1,4}(?:number|no\.?|#))\s{0,4}(?:is|was|:|=|ending in)?\s{0,4}"
     r"(?P<val>\d(?:[ \-]?\d){11,18})(?!\d)"
 )
 _CVV = re.compile(
-    r"(?i)\b(?:cvv2?|cvc2?|card\s+security\s+code)\b\s*(?:is|was|:|=|#)?\s*(?P<val>\d{3,4})(?!\d)"
+    r"(?i)\b(?:cvv2?|cvc2?|card\s{1,4}security\s{1,4}code)\b\s{0,4}(?:is|was|:|=|#)?\s{0,4}(?P<val>\d{3,4})(?!\d)"
 )
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,4})?\b")
 
 _SSN = re.compile(r"(?<![\d\-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d\-])")
 _SSN_WORDS = re.compile(
-    r"(?i)\b(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?)\b\D{0,20}?(\d{9}|\d{3}\s\d{2}\s\d{4})(?!\d)"
+    r"(?i)\b(?:ssn|social\s{1,4}security(?:\s{1,4}(?:number|no\.?|#))?)\b\D{0,20}?(\d{9}|\d{3}\s\d{2}\s\d{4})(?!\d)"
 )
 _NINO = re.compile(
     r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b"
 )
 _ID_VALUE = r"(?P<val>[A-Z0-9](?:[A-Z0-9]|[\-/ ](?=[A-Z0-9])){4,24})"
-_CONNECT = r"(?i:(?:\s+(?:number|no\.?|num|#|id))?\s*(?:is|was|:|=|#|-)?\s*)"
+_CONNECT = r"(?i:(?:\s{1,4}(?:number|no\.?|num|#|id))?\s{0,4}(?:is|was|:|=|#|-)?\s{0,4})"
 _GOV_CUE = re.compile(
-    r"(?i:\b(?:passport|driver'?s?\s+licen[cs]e|driving\s+licen[cs]e|licen[cs]e|DL|real\s*id"
-    r"|national\s+id(?:entity)?(?:\s+card)?|id\s+card|identity\s+card|state\s+id|tax\s+id|TIN|EIN"
-    r"|ITIN|SIN|social\s+insurance|NHS|medicare|aadhaar|PAN|personnummer|BSN|CPF|DNI|NIE"
-    r"|government\s+id|personal\s+id(?:entification)?)\b)" + _CONNECT + _ID_VALUE
+    r"(?i:\b(?:passport|driver'?s?\s{1,4}licen[cs]e|driving\s{1,4}licen[cs]e|licen[cs]e|DL|real\s{0,4}id"
+    r"|national\s{1,4}id(?:entity)?(?:\s{1,4}card)?|id\s{1,4}card|identity\s{1,4}card|state\s{1,4}id|tax\s{1,4}id|TIN|EIN"
+    r"|ITIN|SIN|social\s{1,4}insurance|NHS|medicare|aadhaar|PAN|personnummer|BSN|CPF|DNI|NIE"
+    r"|government\s{1,4}id|personal\s{1,4}id(?:entification)?)\b)" + _CONNECT + _ID_VALUE
 )
 _BANK_CUE = re.compile(
-    r"(?i:\b(?:(?:bank|checking|savings|current)\s+account|account|acct|routing|ABA|sort\s+code"
+    r"(?i:\b(?:(?:bank|checking|savings|current)\s{1,4}account|account|acct|routing|ABA|sort\s{1,4}code"
     r"|BSB|SWIFT|BIC)\b)" + _CONNECT + r"(?P<val>\d(?:[\d]|[\-\s](?=\d)){5,19})(?!\d)"
 )
 _PLATE_CUE = re.compile(
-    r"(?i:\b(?:licen[cs]e\s+plate|number\s+plate|plate|registration\s+(?:plate|number))\b)"
+    r"(?i:\b(?:licen[cs]e\s{1,4}plate|number\s{1,4}plate|plate|registration\s{1,4}(?:plate|number))\b)"
     + _CONNECT
     + _ID_VALUE
 )
@@ -221,24 +235,26 @@ _STREET = (
     r"|Alley|Plaza|Loop|Path|Pike|Mews|Walk|Gardens|Grove)"
 )
 _ADDRESS = re.compile(
-    r"(?<![\w.,])(?<!#)\d{1,6}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-zA-Z'\-]+\s+){1,4}"
+    r"(?<![\w.,])(?<!#)\d{1,6}[A-Za-z]?\s{1,4}(?:[NSEW]\.?\s{1,4})?(?:[A-Z][a-zA-Z'\-]{1,30}\s{1,4}){1,4}"
     + _STREET
-    + r"\b\.?(?:\s+[NSEW]{1,2}\b\.?)?"
-    r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|#)\.?\s*#?\w+)?"
-    r"(?:,\s*[A-Z][a-zA-Z.'\-]+(?:\s[A-Z][a-zA-Z.'\-]+){0,2}"
-    r"(?:,?\s*[A-Z]{2}(?:\s+\d{5}(?:-\d{4})?)?)?)?"
+    + r"\b\.?(?:\s{1,4}[NSEW]{1,2}\b\.?)?"
+    r"(?:,?\s{1,4}(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|#)\.?\s{0,4}#?\w{1,10})?"
+    r"(?:,\s{0,4}[A-Z][a-zA-Z.'\-]{1,30}(?:\s[A-Z][a-zA-Z.'\-]{1,30}){0,2}"
+    r"(?:,?\s{0,4}[A-Z]{2}(?:\s{1,4}\d{5}(?:-\d{4})?)?)?)?"
 )
 _ADDRESS_EU = re.compile(
-    r"\b[A-ZÄÖÜ][a-zäöüß\-]+(?:straße|strasse|str\.|weg|gasse|platz|allee|laan|straat|gatan|vej)"
-    r"\s+\d{1,4}[a-z]?\b"
-    r"|(?<![\w.,])\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?i:rue|avenue|boulevard|bd|calle|via|avenida|rua|piazza)"
-    r"\s+(?:(?:de|du|des|la|le|del|della|di|do|da|das|dos)\s+|l')*[A-Z][\w'\-]+(?:\s[A-Z][\w'\-]+){0,3}"
+    r"(?<![\w\-])[A-ZÄÖÜ][a-zäöüß\-]{0,40}(?:straße|strasse|str\.|weg|gasse|platz|allee|laan|straat|gatan|vej)"
+    r"\s{1,4}\d{1,4}[a-z]?\b"
+    r"|(?<![\w.,])\d{1,4}(?:\s?(?:bis|ter))?,?\s{1,4}(?i:rue|avenue|boulevard|bd|calle|via|avenida|rua|piazza)"
+    r"\s{1,4}(?:(?:de|du|des|la|le|del|della|di|do|da|das|dos)\s{1,4}|l'){0,4}[A-Z][\w'\-]{0,40}"
+    r"(?:\s[A-Z][\w'\-]{0,40}){0,3}"
 )
-_PO_BOX = re.compile(r"(?i)\bP\.?\s?O\.?\s+Box\s+\d{1,7}\b")
+_PO_BOX = re.compile(r"(?i)\bP\.?\s?O\.?\s{1,4}Box\s{1,4}\d{1,7}\b")
 # A number that begins a heading or a count is not a house number ("Top 5 Park Avenue Bars").
 _NOT_HOUSE = re.compile(
-    r"(?i)\b(?:top|chapter|step|page|season|episode|level|grade|size|part|vol)\s*$"
+    r"(?i)\b(?:top|chapter|step|page|season|episode|level|grade|size|part|vol)\s{0,8}$"
 )
+_NOT_HOUSE_WINDOW = 20  # the longest cue word and its spaces: only this much text is searched
 
 
 def _password_value(m: re.Match[str]) -> tuple[int, int] | None:
@@ -262,11 +278,10 @@ def _digits(s: str) -> str:
     return re.sub(r"\D", "", s)
 
 
-def _find(text: str) -> Iterator[Span]:
-    for m in _API_KEY.finditer(text):
-        yield "api_key", m.start(), m.end()
-    for m in _PEM.finditer(text):
-        yield "api_key", m.start(), m.end()
+def _api_keys(text: str) -> Iterator[tuple[int, int]]:
+    for rx in (_API_KEY, _PEM):
+        for m in rx.finditer(text):
+            yield m.start(), m.end()
     for m in _KEY_ASSIGN.finditer(text):
         val = m.group(1)
         if (
@@ -274,19 +289,28 @@ def _find(text: str) -> Iterator[Span]:
             and re.search(r"[A-Za-z]", val)
             and not re.fullmatch(r"[\d.\-/]+\w?", val)
         ):
-            yield "api_key", m.start(1), m.end(1)
+            yield m.start(1), m.end(1)
+
+
+def _passwords(text: str) -> Iterator[tuple[int, int]]:
     for m in _URL_CREDENTIALS.finditer(text):
-        yield "password", m.start(1), m.end(1)
-    for rx in (_PASSWORD, _PASSWORD_NOUN):
+        yield m.start(1), m.end(1)
+    for m in _PASSWORD.finditer(text):
+        span = _password_value(m)
+        if span:
+            yield span
+    for rx in (_PASSWORD_NOUN, _PIN):
         for m in rx.finditer(text):
-            span = _password_value(m) if rx is _PASSWORD else (m.start("val"), m.end("val"))
-            if span:
-                yield "password", *span
-    for m in _PIN.finditer(text):
-        yield "password", m.start("val"), m.end("val")
+            yield m.start("val"), m.end("val")
+
+
+def _emails(text: str) -> Iterator[tuple[int, int]]:
     for rx in (_EMAIL, _EMAIL_OBFUSCATED):
         for m in rx.finditer(text):
-            yield "email", m.start(), m.end()
+            yield m.start(), m.end()
+
+
+def _cards(text: str) -> Iterator[tuple[int, int]]:
     for m in _CARD.finditer(text):
         raw = m.group()
         digits = _digits(raw)
@@ -298,45 +322,87 @@ def _find(text: str) -> Iterator[Span]:
             and card_issuer_ok(digits)
             and len(set(digits)) > 1
         ):
-            yield "card", m.start(), m.end()
-    for m in _CVV.finditer(text):
-        yield "card", m.start("val"), m.end("val")
-    for m in _CARD_CUE.finditer(text):
-        yield "card", m.start("val"), m.end("val")
+            yield m.start(), m.end()
+    for rx in (_CVV, _CARD_CUE):
+        for m in rx.finditer(text):
+            yield m.start("val"), m.end("val")
+
+
+def _ibans(text: str) -> Iterator[tuple[int, int]]:
     for m in _IBAN.finditer(text):
         if iban_ok(m.group()):
-            yield "iban", m.start(), m.end()
+            yield m.start(), m.end()
+
+
+def _cued_ids(rx: re.Pattern[str], text: str, need_digits: int) -> Iterator[tuple[int, int]]:
+    for m in rx.finditer(text):
+        val = m.group("val").rstrip(" -/")
+        if len(_digits(val)) >= need_digits and not re.fullmatch(r"(?:19|20)\d\d", val):
+            yield m.start("val"), m.start("val") + len(val)
+
+
+def _gov_ids(text: str) -> Iterator[tuple[int, int]]:
     for m in _SSN.finditer(text):
-        yield "gov_id", m.start(), m.end()
+        if ssn_ok(m.group()):
+            yield m.start(), m.end()
     for m in _SSN_WORDS.finditer(text):
-        yield "gov_id", m.start(1), m.end(1)
+        yield m.start(1), m.end(1)
     for m in _NINO.finditer(text):
-        yield "gov_id", m.start(), m.end()
-    for rx, kind in ((_GOV_CUE, "gov_id"), (_PLATE_CUE, "vehicle_plate")):
-        for m in rx.finditer(text):
-            val = m.group("val").rstrip(" -/")
-            need = 5 if kind == "gov_id" else 1
-            if len(_digits(val)) >= need and not re.fullmatch(r"(?:19|20)\d\d", val):
-                yield kind, m.start("val"), m.start("val") + len(val)
+        yield m.start(), m.end()
+    yield from _cued_ids(_GOV_CUE, text, 5)
+
+
+def _plates(text: str) -> Iterator[tuple[int, int]]:
+    yield from _cued_ids(_PLATE_CUE, text, 1)
+
+
+def _bank_accounts(text: str) -> Iterator[tuple[int, int]]:
     for m in _BANK_CUE.finditer(text):
         if len(_digits(m.group("val"))) >= 6:
-            yield "bank_account", m.start("val"), m.end("val")
+            yield m.start("val"), m.end("val")
+
+
+def _phones(text: str) -> Iterator[tuple[int, int]]:
     for m in _PHONE.finditer(text):
         digits = _digits(m.group())
-        if 10 <= len(digits) <= 15:
-            yield "phone", m.start(), m.end()
+        if 10 <= len(digits) <= 15 and phone_ok(m.group(), "US"):
+            yield m.start(), m.end()
     for m in _PHONE_CUE.finditer(text):
         val = m.group("val").rstrip(" .-(")
         if 7 <= len(_digits(val)) <= 15 and not re.fullmatch(
             r"\d{1,2}[./\-]\d{1,2}[./\-]\d{2,4}", val
         ):
-            yield "phone", m.start("val"), m.start("val") + len(val)
+            yield m.start("val"), m.start("val") + len(val)
+
+
+def _addresses(text: str) -> Iterator[tuple[int, int]]:
     for m in _ADDRESS.finditer(text):
-        if not _NOT_HOUSE.search(text[: m.start()]):
-            yield "address", m.start(), m.end()
+        if not _NOT_HOUSE.search(text[max(0, m.start() - _NOT_HOUSE_WINDOW) : m.start()]):
+            yield m.start(), m.end()
     for rx in (_ADDRESS_EU, _PO_BOX):
         for m in rx.finditer(text):
-            yield "address", m.start(), m.end()
+            yield m.start(), m.end()
+
+
+#: kind -> the detector that finds its spans; every one runs in time linear in the text.
+DETECTORS: dict[str, Callable[[str], Iterable[tuple[int, int]]]] = {
+    "api_key": _api_keys,
+    "password": _passwords,
+    "email": _emails,
+    "card": _cards,
+    "iban": _ibans,
+    "gov_id": _gov_ids,
+    "vehicle_plate": _plates,
+    "bank_account": _bank_accounts,
+    "phone": _phones,
+    "address": _addresses,
+}  # in this order: of two spans with the same start and length, the earlier kind wins
+
+
+def _find(text: str, kinds: Iterable[str] = KINDS) -> Iterator[Span]:
+    for kind in kinds:
+        for start, end in DETECTORS[kind](text):
+            yield kind, start, end
 
 
 def fingerprint(secret: str, key: bytes | None = None) -> str:
@@ -358,8 +424,9 @@ def find_secrets(
 
     ``custom`` adds detectors (kind -> compiled pattern; the whole match is the secret).
     """
-    wanted = set(kinds)
-    spans: list[Span] = [s for s in _find(text) if s[0] in wanted]
+    chosen = set(kinds)
+    wanted = [k for k in DETECTORS if k in chosen]
+    spans: list[Span] = list(_find(text, wanted))
     for kind, rx in (custom or {}).items():
         spans += [(kind, m.start(), m.end()) for m in rx.finditer(text) if m.end() > m.start()]
     spans.sort(key=lambda x: (x[1], -(x[2] - x[1])))
@@ -396,23 +463,52 @@ class PrivacyGuard:
     """Configurable redaction applied to chunks before the model and to memories after it.
 
     ``kinds`` selects the detectors, ``custom`` adds regex detectors of your own, ``key`` keys the
-    fingerprints (random per guard unless given, e.g. one per store), ``on_redact`` is called
-    with each :class:`Redaction` and where it was found (never with the secret).
+    fingerprints (random per guard unless given), ``on_redact`` is called with each
+    :class:`Redaction` and where it was found (never with the secret).
+
+    One guard can be shared by several stores, agents and threads: a user of the guard that
+    needs its own key or its own log takes :meth:`bind`'s copy and never assigns ``key`` or
+    ``on_redact`` on the shared one (the configuration itself, ``kinds`` and ``custom``, is
+    read-only after construction).
     """
 
     kinds: tuple[str, ...] = KINDS
     enabled: bool = True
     on_redact: Callable[[Redaction, str], None] | None = None
-    custom: dict[str, re.Pattern[str]] = field(default_factory=dict)
+    custom: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
     key: bytes = field(default_factory=lambda: os.urandom(16), repr=False)
 
     def __post_init__(self) -> None:
-        unknown = set(self.kinds) - set(KINDS)
+        kinds = tuple(self.kinds)
+        unknown = set(kinds) - set(KINDS)
         if unknown:
             raise ValueError(f"unknown privacy kinds {sorted(unknown)}; choose from {KINDS}")
-        self.custom = {
-            k: re.compile(v) if isinstance(v, str) else v for k, v in self.custom.items()
-        }
+        custom = {k: re.compile(v) if isinstance(v, str) else v for k, v in self.custom.items()}
+        self.kinds = kinds
+        self.custom = MappingProxyType(custom)
+
+    def bind(
+        self,
+        *,
+        key: bytes | None = None,
+        on_redact: Callable[[Redaction, str], None] | None = None,
+    ) -> PrivacyGuard:
+        """A copy with its own fingerprint ``key`` and an extra ``on_redact`` hook, called after
+        this guard's own hook; this guard is left as it was."""
+        hook = self.on_redact
+        if on_redact is not None and hook is not None:
+            first, then = hook, on_redact
+
+            def both(r: Redaction, where: str) -> None:
+                first(r, where)
+                then(r, where)
+
+            hook = both
+        elif on_redact is not None:
+            hook = on_redact
+        return replace(
+            self, key=self.key if key is None else key, on_redact=hook, custom=dict(self.custom)
+        )
 
     def find(self, text: str) -> list[Redaction]:
         if not self.enabled:
@@ -430,6 +526,7 @@ class PrivacyGuard:
 
 
 __all__ = [
+    "DETECTORS",
     "KINDS",
     "PrivacyGuard",
     "Redaction",
@@ -438,5 +535,7 @@ __all__ = [
     "fingerprint",
     "iban_ok",
     "luhn_ok",
+    "phone_ok",
     "redact",
+    "ssn_ok",
 ]

@@ -79,7 +79,9 @@ class LocalModel(Model):
     """A GGUF LoRA adapter applied on top of ``path`` (``...+lora:PATH`` specs); empty for none."""
     _llm: Any = field(default=None, repr=False)
     _vocab: Any = field(default=None, repr=False)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    # A thread lock, taken in the worker thread: one model from get_model's cache may be used
+    # from several event loops in several threads (an asyncio.Lock belongs to one loop).
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         if not Path(self.path).is_file():
@@ -220,13 +222,16 @@ class LocalModel(Model):
 
     async def _locked(self, fn: Any, *args: Any) -> Any:
         """Run a blocking llama.cpp call in a thread, one at a time; errors become ModelError."""
-        async with self._lock:
-            try:
-                return await asyncio.to_thread(fn, *args)
-            except ModelError:
-                raise
-            except Exception as e:  # llama.cpp raises plain ValueError/RuntimeError
-                raise ModelError(f"llama.cpp failed: {e}") from e
+        try:
+            return await asyncio.to_thread(self._serial, fn, *args)
+        except ModelError:
+            raise
+        except Exception as e:  # llama.cpp raises plain ValueError/RuntimeError
+            raise ModelError(f"llama.cpp failed: {e}") from e
+
+    def _serial(self, fn: Any, *args: Any) -> Any:
+        with self._lock:
+            return fn(*args)
 
     def _score_sync(
         self, messages: list[Message], choices: list[str], prefix: str

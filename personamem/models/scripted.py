@@ -27,7 +27,11 @@ class ScriptedModel(Model):
     replies: list[Reply] = field(default_factory=list)
     default: Reply = "I don't know."
     choice_scores: Callable[[list[Message], list[str]], list[float]] | None = None
+    continuation_scores: Callable[[list[Message], list[str]], list[tuple[float, int]]] | None = None
+    """(total log-probability, tokens) of each continuation, for ``score_continuations``."""
     calls: list[list[Message]] = field(default_factory=list)
+    settings: list[dict[str, Any]] = field(default_factory=list)
+    """The generation settings of each ``generate`` call (max_tokens, temperature, ...)."""
 
     async def generate(
         self,
@@ -40,6 +44,15 @@ class ScriptedModel(Model):
         seed: int | None = None,
     ) -> Generation:
         self.calls.append([dict(m) for m in messages])  # type: ignore[misc]
+        self.settings.append(
+            {
+                "max_tokens": max_tokens,
+                "temperature": temperature,
+                "json_schema": json_schema,
+                "stop": stop,
+                "seed": seed,
+            }
+        )
         reply: Reply = self.replies.pop(0) if self.replies else self.default
         if callable(reply) and not isinstance(reply, Exception):
             reply = reply(messages)
@@ -67,6 +80,14 @@ class ScriptedModel(Model):
             return None
         self.calls.append([dict(m) for m in messages])  # type: ignore[misc]
         return self.choice_scores(messages, choices)
+
+    async def score_continuations(
+        self, messages: list[Message], continuations: list[str], *, prefix: str = ""
+    ) -> list[tuple[float, int]] | None:
+        if self.continuation_scores is None:
+            return None
+        self.calls.append([dict(m) for m in messages])  # type: ignore[misc]
+        return self.continuation_scores(messages, continuations)
 
     def count_tokens(self, text: str) -> int:
         return len(_TOKEN.findall(text))
