@@ -176,11 +176,11 @@ def memory_build(
     strategy: Annotated[
         str,
         typer.Option(
-            help="select (default: the user's own statements, as short notes; for small "
-            "models), extract (notes listed per step) or rewrite (the paper's single call, for "
-            "large models)."
+            help="profile (default: one inferred profile line per user message), select (the "
+            "user's own statements as short faithful notes), extract (notes listed per step) or "
+            "rewrite (the paper's single call, for large models)."
         ),
-    ] = "select",
+    ] = "profile",
     notes: Annotated[
         bool,
         typer.Option(

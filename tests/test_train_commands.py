@@ -79,7 +79,7 @@ def test_sft_command_trains_exports_and_llama_cpp_loads_the_adapter(
         [
             "train", "sft", "--data", str(release), "--model", f"gguf:{tiny_gguf}",
             "--out", str(out), "--steps", "4", "--holdout", "1", "--eval-every", "2",
-            "--lr", "0.01", "--rank", "4", "--name", "w",
+            "--lr", "0.01", "--rank", "4", "--name", "w", "--max-tokens", "4096",
         ],
     )  # fmt: skip
     assert res.exit_code == 0, res.output

@@ -194,8 +194,9 @@ def run_cmd(
         int | None, typer.Option(help="Memory: read only the first N chunks (quick runs).")
     ] = None,
     strategy: Annotated[
-        str, typer.Option(help="Memory: select, extract, rewrite or profile.")
-    ] = "select",
+        str,
+        typer.Option(help="Memory: profile (default), select, extract or rewrite."),
+    ] = "profile",
     notes: Annotated[
         bool, typer.Option(help="Memory (select): short notes; --no-notes keeps statements.")
     ] = True,

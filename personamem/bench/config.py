@@ -63,7 +63,7 @@ class RunConfig(BaseModel):
     chunk_tokens: int = 5000
     memory_tokens: int = 2048
     max_chunks: int | None = None
-    strategy: str = "select"
+    strategy: str = "profile"
     notes: bool = True
     """Select strategy: short profile notes (False: the user's statements verbatim)."""
     top_k: int = 8
