@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	personamem bench run $(SAMPLE) --systems memory,no-history --out $(RUN)
+	personamem bench run $(SAMPLE) --systems memory,retrieval,no-history --out $(RUN)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

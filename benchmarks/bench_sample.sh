@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 DATA="${PERSONAMEM_SAMPLE:-/work/shared/data/personamem-v2-sample}"
 
 personamem bench run "$DATA" \
-  --systems memory,long-context,retrieval,no-history \
+  --systems memory,memory+retrieval,long-context,retrieval,no-history \
   --model local/qwen2.5-0.5b \
   --memory-model local/qwen2.5-1.5b \
   --context 32k \

@@ -43,8 +43,9 @@ def notes_model(
 
 
 def agent_for(model: ScriptedModel, **kw) -> MemoryAgent:
+    kw.setdefault("strategy", "select")
     agent = MemoryAgent(model, chunk_tokens=2000, memory_tokens=2000, **kw)
-    assert agent.config.strategy == "select" and agent.config.notes  # the defaults
+    assert agent.config.strategy == "select" and agent.config.notes
     return agent
 
 
@@ -135,7 +136,7 @@ async def test_a_forgotten_topic_stays_out_of_notes():
 async def test_notes_off_keeps_statements_and_asks_nothing():
     msgs = history("I bake sourdough bread every Sunday morning for my neighbours.")
     model = notes_model({"sourdough": "Bakes sourdough bread"})
-    result = await MemoryAgent(model, 2000, 2000, notes=False).build(msgs)
+    result = await MemoryAgent(model, 2000, 2000, strategy="select", notes=False).build(msgs)
     assert [ln.text for ln in result.state.lines] == [msgs[1]["content"]]
     assert model.calls == []
     assert MemoryState.from_text(result.memory).lines[0].text == msgs[1]["content"]

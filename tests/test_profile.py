@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -59,6 +60,15 @@ def test_prompt_ends_with_the_message_and_never_sees_the_memory() -> None:
 )
 def test_parse_profile(reply: str, expected: str | None) -> None:
     assert parse_profile(reply) == expected
+
+
+def test_a_line_closed_by_the_length_limit_is_cut_to_a_whole_phrase() -> None:
+    cut = "Specializes in diasporic family histories, uses paleography and comparative analysis, is"
+    reply = json.dumps({"profile": cut})
+    assert parse_profile(reply, len(cut)) == (
+        "Specializes in diasporic family histories, uses paleography and comparative analysis"
+    )
+    assert parse_profile(reply, None) == cut  # under the limit: kept as written
 
 
 def test_build_writes_inferred_lines_with_citations() -> None:

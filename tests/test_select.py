@@ -1,4 +1,4 @@
-"""The ``select`` memory strategy (the default): the user's own statements, verbatim, cited.
+"""The ``select`` memory strategy: the user's own statements, verbatim, cited.
 
 Everything here runs on :class:`ScriptedModel`: the select strategy makes no model call except the
 yes/no questions (does a new statement replace an old one, is a note about what the user asked to
@@ -54,8 +54,9 @@ def agent_for(
     model: ScriptedModel, chunk_tokens: int = 2000, memory_tokens: int = 2000, **kw
 ) -> MemoryAgent:
     kw.setdefault("notes", False)  # verbatim statements; the notes step is tested in test_notes.py
+    kw.setdefault("strategy", "select")
     agent = MemoryAgent(model, chunk_tokens=chunk_tokens, memory_tokens=memory_tokens, **kw)
-    assert agent.config.strategy == "select"  # the default
+    assert agent.config.strategy == "select"
     return agent
 
 

@@ -13,19 +13,21 @@ import json
 from typing import TYPE_CHECKING
 
 from .chunking import Piece
-from .merge import content_words, forget_request
+from .merge import content_words, cut_at_phrase, forget_request
 from .select import is_exercise, split_sentences
 from .state import MemoryState
 
 if TYPE_CHECKING:
     from .agent import ChunkReport, MemoryAgent
 
-PROFILE_VERSION = "profile-v2"
+PROFILE_VERSION = "profile-v3"
 
 # v2 (measured on the sample's full history with v1): the writer dropped the detail that makes a
 # preference specific ("doing yoga just occasionally" became "Prefers yoga", "sticking to just
 # one streaming platform" became "Prefers streaming platforms"), and the questions test exactly
 # that detail. The system prompt and two shots now keep how often, how many and which.
+# v3: a line the schema's length limit closed mid-phrase ("..., uses paleography and
+# comparative analysis, is") is cut back to its last whole phrase.
 PROFILE_SYSTEM = """You keep a profile of a chatbot's user. Read what the user wrote and state the one thing it reveals about the user: a preference, habit, interest, routine, health condition or background, in at most 12 words, as a profile line (for example "Enjoys homemade pizza nights" or "Prefers quiet cafes to crowded bars"). Say what is implied, not only what is said, and keep the user's specific details: how often, how many, which kind, and whether they do it or avoid it. It must be about the user, not about people they write to, for or about. Reply none if it reveals nothing about the user."""
 
 PROFILE_SHOTS: tuple[tuple[str, str], ...] = (
@@ -75,7 +77,10 @@ def profile_reply(line: str | None) -> str:
     return json.dumps({"profile": line or NONE})
 
 
-def profile_schema(max_chars: int = 100) -> dict:
+PROFILE_MAX_CHARS = 100
+
+
+def profile_schema(max_chars: int = PROFILE_MAX_CHARS) -> dict:
     """JSON schema of the reply."""
     return {
         "type": "object",
@@ -89,8 +94,9 @@ _NONE_REPLIES = frozenset({"none", "nothing", "n/a", "no", "unknown", "null"})
 MAX_WORDS = 20
 
 
-def parse_profile(text: str) -> str | None:
-    """The profile line of a reply, ``""`` for "nothing about the user", None when broken."""
+def parse_profile(text: str, max_chars: int | None = None) -> str | None:
+    """The profile line of a reply, ``""`` for "nothing about the user", None when broken. A
+    line that ran to the schema's ``max_chars`` is cut back to its last whole phrase."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
@@ -98,7 +104,7 @@ def parse_profile(text: str) -> str | None:
     line = data.get("profile") if isinstance(data, dict) else None
     if not isinstance(line, str):
         return None
-    line = " ".join(line.split()).strip(" .;,")
+    line = cut_at_phrase(" ".join(line.split()), max_chars).strip(" .;,")
     if line.lower().strip("\"'") in _NONE_REPLIES or not line:
         return ""
     return line[0].upper() + line[1:]
@@ -131,7 +137,7 @@ async def profile_update(
             temperature=0.0,
             json_schema=profile_schema(),
         )
-        line = parse_profile(g.text)
+        line = parse_profile(g.text, PROFILE_MAX_CHARS)
         if line is None:
             report.warnings.append(f"message {p.index}: the writer's reply was not usable")
             continue

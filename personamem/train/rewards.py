@@ -71,15 +71,26 @@ class JudgeReward:
         self._loop = asyncio.new_event_loop()
 
     async def _score(self, judge: Any, query: str, pref: str, ref: str, text: str) -> float | None:
-        from ..bench.scoring import ALIGN_PROMPT, JUDGE_SYSTEM, parse_score
+        """The benchmark's own rubric (preference only, no reference answer: the judge the
+        benchmark validates is the judge the reward uses); ``ref`` is not shown to it."""
+        from ..bench.scoring import align_messages, parse_score
+        from ..data import QAItem
         from ..models.base import ModelError
 
-        prompt = ALIGN_PROMPT.format(
-            query=query, preference=pref, note="", reference=ref, response=text
+        item = QAItem(
+            id="reward",
+            split="train",
+            row=0,
+            persona_id="",
+            query=query,
+            correct_answer=ref,
+            incorrect_answers=[],
+            preference=pref,
         )
+        msgs = align_messages(item, text)
         try:
             gen = await judge.generate(
-                [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": prompt}],
+                msgs,
                 max_tokens=160,
                 temperature=0.0,
             )
