@@ -303,6 +303,20 @@ def redaction_values(user_id: str, now: float, r: RedactionRecord, version: int)
     return (user_id, now, r.location, r.kind, r.fingerprint, r.start, r.end, r.seq, version)
 
 
+MESSAGE_REDACTION_INSERT = (
+    "INSERT INTO redactions(user_id, at, location, kind, fingerprint, start_pos, end_pos, seq)"
+    " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+)
+"""The redaction log insert for a secret cut from a stored message (no version yet)."""
+
+
+def message_redaction_values(
+    user_id: str, now: float, seq: int, r: dict[str, Any]
+) -> tuple[Any, ...]:
+    """The values of a :data:`MESSAGE_REDACTION_INSERT` row for redaction ``r`` of message ``seq``."""
+    return (user_id, now, f"message {seq}", r["kind"], r["fp"], r.get("start"), r.get("end"), seq)
+
+
 def unread_problems(
     user_id: str,
     messages: Iterable[tuple[int, str, str]],
@@ -419,6 +433,7 @@ def open_store(url: str | Store | Path) -> Store:
 
 
 __all__ = [
+    "MESSAGE_REDACTION_INSERT",
     "REDACTION_INSERT",
     "SCHEMA_VERSION",
     "VERSION_COLS",
@@ -435,6 +450,7 @@ __all__ = [
     "UserInfo",
     "VersionRecord",
     "check_commit",
+    "message_redaction_values",
     "open_store",
     "redaction_values",
     "unread_problems",

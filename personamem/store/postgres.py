@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import (
+    MESSAGE_REDACTION_INSERT,
     REDACTION_INSERT,
     SCHEMA_VERSION,
     VERSION_COLS,
@@ -37,6 +38,7 @@ from .base import (
     UserInfo,
     VersionRecord,
     check_commit,
+    message_redaction_values,
     redaction_values,
     user_problems,
     version_from_row,
@@ -246,18 +248,8 @@ class PostgresStore(Store):
                 )
                 for r in m.redactions:
                     cur.execute(
-                        "INSERT INTO redactions(user_id, at, location, kind, fingerprint,"
-                        " start_pos, end_pos, seq) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                        (
-                            user_id,
-                            now,
-                            f"message {seq}",
-                            r["kind"],
-                            r["fp"],
-                            r.get("start"),
-                            r.get("end"),
-                            seq,
-                        ),
+                        MESSAGE_REDACTION_INSERT.format(p="%s"),
+                        message_redaction_values(user_id, now, seq, r),
                     )
                 seqs.append(seq)
                 seq += 1

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .base import (
+    MESSAGE_REDACTION_INSERT,
     REDACTION_INSERT,
     VERSION_COLS,
     Cursor,
@@ -26,6 +27,7 @@ from .base import (
     UserInfo,
     VersionRecord,
     check_commit,
+    message_redaction_values,
     redaction_values,
     version_from_row,
     version_values,
@@ -215,18 +217,8 @@ class SQLiteStore(Store):
                 )
                 for r in m.redactions:
                     conn.execute(
-                        "INSERT INTO redactions(user_id, at, location, kind, fingerprint,"
-                        " start_pos, end_pos, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            user_id,
-                            now,
-                            f"message {seq}",
-                            r["kind"],
-                            r["fp"],
-                            r.get("start"),
-                            r.get("end"),
-                            seq,
-                        ),
+                        MESSAGE_REDACTION_INSERT.format(p="?"),
+                        message_redaction_values(user_id, now, seq, r),
                     )
                 seqs.append(seq)
                 seq += 1
