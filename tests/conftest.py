@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from personamem.datagen.release import COLUMNS
 from personamem.memory import prompts as memory_prompts
 from personamem.models.base import Message
 
@@ -22,36 +23,8 @@ SAMPLE_ROOT = Path(os.environ.get("PERSONAMEM_SAMPLE", "/work/shared/data/person
 SAMPLE_HISTORY_LINK = "data/chat_history_32k/chat_history_250901_001242_persona2.json"
 LOCAL_SPEC = "local/qwen2.5-0.5b"
 
-# Column order of the release's benchmark.csv (and of the sample).
-RELEASE_COLUMNS = [
-    "persona_id",
-    "chat_history_32k_link",
-    "chat_history_128k_link",
-    "raw_persona_file",
-    "short_persona",
-    "expanded_persona",
-    "user_query",
-    "correct_answer",
-    "incorrect_answers",
-    "topic_query",
-    "preference",
-    "topic_preference",
-    "conversation_scenario",
-    "pref_type",
-    "related_conversation_snippet",
-    "who",
-    "updated",
-    "prev_pref",
-    "sensitive_info",
-    "total_tokens_in_chat_history_32k",
-    "total_tokens_in_chat_history_128k",
-    "distance_from_related_snippet_to_query_32k",
-    "distance_from_related_snippet_to_query_128k",
-    "num_persona_relevant_tokens_32k",
-    "num_persona_irrelevant_tokens_32k",
-    "num_persona_relevant_tokens_128k",
-    "num_persona_irrelevant_tokens_128k",
-]
+# Column order of the release's benchmark.csv (and of the sample; checked in test_datagen).
+RELEASE_COLUMNS = list(COLUMNS)
 
 PREF_TYPES = [
     "stereotypical_pref",

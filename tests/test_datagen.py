@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import re
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE_ROOT
 from datagen_fakes import Kill, fake_model
 
 from personamem.data import load_release
@@ -23,7 +25,7 @@ from personamem.datagen import (
 from personamem.datagen import filters as F
 from personamem.datagen.histories import order_blocks
 from personamem.datagen.preferences import near_duplicate
-from personamem.datagen.release import assign_splits
+from personamem.datagen.release import COLUMNS, assign_splits
 from personamem.datagen.schemas import PreferenceList
 from personamem.models import ModelError, ScriptedModel
 
@@ -172,6 +174,12 @@ def test_pipeline_writes_a_release_the_loader_reads(tmp_path):
         "all",
     }
     assert (tmp_path / "work" / "report.json").is_file()
+
+
+def test_release_columns_are_the_samples_header():
+    # The fixture releases (conftest.RELEASE_COLUMNS) use COLUMNS, so check it against real data.
+    with (SAMPLE_ROOT / "benchmark" / "text" / "benchmark.csv").open(newline="") as f:
+        assert next(csv.reader(f)) == COLUMNS
 
 
 def test_stereotype_check_relabels_by_inferring_the_persona(tmp_path):

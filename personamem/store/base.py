@@ -224,6 +224,99 @@ class Store(ABC):
         """Release connections."""
 
 
+# --- shared by the SQL backends ----------------------------------------------------------------
+VERSION_COLS = (
+    "user_id, version, parent, restores, source, state, text, model, prompt_version, "
+    "message_ids, chunk_tokens, tokens_in, tokens_out, memory_tokens, seconds, note, warnings, "
+    "report, created_at"
+)
+"""The ``versions`` table's columns, in the order of :func:`version_values`."""
+
+
+def version_from_row(d: dict[str, Any]) -> VersionRecord:
+    """A :class:`VersionRecord` from a ``versions`` row keyed by :data:`VERSION_COLS`."""
+    d["message_ids"] = json.loads(d["message_ids"])
+    d["warnings"] = json.loads(d["warnings"])
+    d["report"] = json.loads(d["report"])
+    return VersionRecord(**d)
+
+
+def check_commit(
+    info: UserInfo | None,
+    user_id: str,
+    *,
+    expect_head: int | None,
+    expect_cursor: Cursor | None,
+    new_cursor: Cursor | None,
+) -> UserInfo:
+    """The compare-and-swap checks of :meth:`Store.commit_version` (``expect_head=None``: no head
+    check, as in :meth:`Store.advance_cursor`); returns ``info`` when they pass."""
+    if info is None:
+        raise UnknownUser(user_id)
+    if expect_head is not None and info.head != expect_head:
+        raise Conflict(f"{user_id}: head is v{info.head}, expected v{expect_head}")
+    now = (info.cursor, info.cursor_part)
+    if expect_cursor is not None and now != tuple(expect_cursor):
+        raise Conflict(f"{info.user_id}: cursor is {now}, expected {tuple(expect_cursor)}")
+    new = new_cursor
+    if new is not None and not (now <= tuple(new) and new[0] <= info.messages and new[1] >= 0):
+        raise StoreError(f"{info.user_id}: cursor {tuple(new)} outside {now}..{info.messages}")
+    return info
+
+
+def version_values(
+    user_id: str, number: int, parent: int, new: NewVersion, now: float
+) -> tuple[Any, ...]:
+    """The values of a new ``versions`` row, in :data:`VERSION_COLS` order."""
+    return (
+        user_id,
+        number,
+        parent,
+        new.restores,
+        new.source,
+        new.state,
+        new.text,
+        new.model,
+        new.prompt_version,
+        json.dumps(new.message_ids),
+        new.chunk_tokens,
+        new.tokens_in,
+        new.tokens_out,
+        new.memory_tokens,
+        new.seconds,
+        new.note,
+        json.dumps(new.warnings),
+        json.dumps(new.report),
+        now,
+    )
+
+
+REDACTION_INSERT = (
+    "INSERT INTO redactions(user_id, at, location, kind, fingerprint, start_pos, end_pos, seq,"
+    " version) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+)
+"""The redaction log insert; ``{p}`` is the driver's placeholder (``?`` or ``%s``)."""
+
+
+def redaction_values(user_id: str, now: float, r: RedactionRecord, version: int) -> tuple[Any, ...]:
+    """The values of a new ``redactions`` row, in :data:`REDACTION_INSERT` order."""
+    return (user_id, now, r.location, r.kind, r.fingerprint, r.start, r.end, r.seq, version)
+
+
+MESSAGE_REDACTION_INSERT = (
+    "INSERT INTO redactions(user_id, at, location, kind, fingerprint, start_pos, end_pos, seq)"
+    " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+)
+"""The redaction log insert for a secret cut from a stored message (no version yet)."""
+
+
+def message_redaction_values(
+    user_id: str, now: float, seq: int, r: dict[str, Any]
+) -> tuple[Any, ...]:
+    """The values of a :data:`MESSAGE_REDACTION_INSERT` row for redaction ``r`` of message ``seq``."""
+    return (user_id, now, f"message {seq}", r["kind"], r["fp"], r.get("start"), r.get("end"), seq)
+
+
 def unread_problems(
     user_id: str,
     messages: Iterable[tuple[int, str, str]],
@@ -340,7 +433,10 @@ def open_store(url: str | Store | Path) -> Store:
 
 
 __all__ = [
+    "MESSAGE_REDACTION_INSERT",
+    "REDACTION_INSERT",
     "SCHEMA_VERSION",
+    "VERSION_COLS",
     "Conflict",
     "Cursor",
     "NewMessage",
@@ -353,7 +449,12 @@ __all__ = [
     "UnknownUser",
     "UserInfo",
     "VersionRecord",
+    "check_commit",
+    "message_redaction_values",
     "open_store",
+    "redaction_values",
     "unread_problems",
     "user_problems",
+    "version_from_row",
+    "version_values",
 ]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -76,6 +78,18 @@ def _open(
         return Memory(store, model, chunk_tokens, memory_tokens, **options)
     except (StoreError, ValueError) as e:
         _fail(str(e))
+
+
+@contextmanager
+def _memory(store: str, *args: Any, **kwargs: Any) -> Iterator[Memory]:
+    """:func:`_open` for one command: an unknown user is a clear error; always closed."""
+    mem = _open(store, *args, **kwargs)
+    try:
+        yield mem
+    except UnknownUser as e:
+        _fail(str(e))
+    finally:
+        mem.close()
 
 
 def _print_json(data: Any) -> None:
@@ -178,15 +192,11 @@ def flush_cmd(
     strategy: StrategyOpt = None,
 ) -> None:
     """Read every pending message into the memory now."""
-    mem = _open(store, model, chunk_tokens, memory_tokens, strategy)
-    try:
-        versions = mem.flush(user_id)
-    except UnknownUser as e:
-        _fail(str(e))
-    except (MemoryUpdateError, MemoryBusy, ModelError, WeightsError) as e:
-        _fail(f"{e}; pending messages stay pending")
-    finally:
-        mem.close()
+    with _memory(store, model, chunk_tokens, memory_tokens, strategy) as mem:
+        try:
+            versions = mem.flush(user_id)
+        except (MemoryUpdateError, MemoryBusy, ModelError, WeightsError) as e:
+            _fail(f"{e}; pending messages stay pending")
     for v in versions:
         out.print(_version_line(v))
     if not versions:
@@ -201,14 +211,9 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the user's memory (each line cites the messages behind it)."""
-    mem = _open(store)
-    try:
+    with _memory(store) as mem:
         info = mem.get(user_id)
         lines = mem.sources(user_id) if sources else []
-    except UnknownUser as e:
-        _fail(str(e))
-    finally:
-        mem.close()
     if as_json:
         d = info.model_dump()
         if sources:
@@ -239,13 +244,8 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """Every version of the memory, what produced it, and what it changed."""
-    mem = _open(store)
-    try:
+    with _memory(store) as mem:
         versions = mem.history(user_id)
-    except UnknownUser as e:
-        _fail(str(e))
-    finally:
-        mem.close()
     if as_json:
         _print_json([v.model_dump() for v in versions])
         return
@@ -269,8 +269,7 @@ def edit(
     model: ModelOpt = DEFAULT_MEMORY_MODEL,
 ) -> None:
     """Correct the memory by hand: one statement per line, citations optional."""
-    mem = _open(store, model)
-    try:
+    with _memory(store, model) as mem:
         current = mem.get(user_id)
         if file is not None:
             text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
@@ -284,10 +283,6 @@ def edit(
             out.print("no change")
             return
         v = mem.edit(user_id, text)
-    except UnknownUser as e:
-        _fail(str(e))
-    finally:
-        mem.close()
     out.print(_version_line(v))
     _print_diff(v.diff)
     for w in v.warnings:
@@ -303,15 +298,11 @@ def forget(
     strategy: StrategyOpt = None,
 ) -> None:
     """Remove something from the memory and keep it out of later updates."""
-    mem = _open(store, model, strategy=strategy)
-    try:
-        v = mem.forget(user_id, what)
-    except UnknownUser as e:
-        _fail(str(e))
-    except (MemoryUpdateError, ModelError, WeightsError, ValueError) as e:
-        _fail(str(e))
-    finally:
-        mem.close()
+    with _memory(store, model, strategy=strategy) as mem:
+        try:
+            v = mem.forget(user_id, what)
+        except (MemoryUpdateError, ModelError, WeightsError, ValueError) as e:
+            _fail(str(e))
     out.print(_version_line(v) + f", removed {v.report.get('removed', 0)} line(s)")
     _print_diff(v.diff)
 
@@ -326,15 +317,11 @@ def undo(
     model: ModelOpt = DEFAULT_MEMORY_MODEL,
 ) -> None:
     """Restore the previous version (or --version N) as a new version; nothing is lost."""
-    mem = _open(store, model)
-    try:
-        v = mem.undo(user_id, version)
-    except UnknownUser as e:
-        _fail(str(e))
-    except ValueError as e:
-        _fail(str(e))
-    finally:
-        mem.close()
+    with _memory(store, model) as mem:
+        try:
+            v = mem.undo(user_id, version)
+        except ValueError as e:
+            _fail(str(e))
     out.print(_version_line(v))
     _print_diff(v.diff)
 
@@ -346,13 +333,8 @@ def export(
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Everything stored about the user as JSON (memory, versions, messages, redaction log)."""
-    mem = _open(store)
-    try:
+    with _memory(store) as mem:
         data = mem.export(user_id)
-    except UnknownUser as e:
-        _fail(str(e))
-    finally:
-        mem.close()
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
     if out_file:
         out_file.write_text(text + "\n", encoding="utf-8")
@@ -368,16 +350,11 @@ def delete(
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Delete everything stored about the user."""
-    mem = _open(store)
-    try:
+    with _memory(store) as mem:
         mem.get(user_id)
         if not yes and not typer.confirm(f"Delete all data of {user_id}?"):
             raise typer.Exit(1)
         counts = mem.delete_user(user_id)
-    except UnknownUser as e:
-        _fail(str(e))
-    finally:
-        mem.close()
     out.print(f"deleted {user_id}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 

@@ -12,7 +12,6 @@ over when it expires).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -24,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from .base import (
+    MESSAGE_REDACTION_INSERT,
+    REDACTION_INSERT,
     SCHEMA_VERSION,
-    Conflict,
+    VERSION_COLS,
     Cursor,
     NewMessage,
     NewVersion,
@@ -36,14 +37,14 @@ from .base import (
     UnknownUser,
     UserInfo,
     VersionRecord,
+    check_commit,
+    message_redaction_values,
+    redaction_values,
     user_problems,
+    version_from_row,
+    version_values,
 )
 
-_VERSION_COLS = (
-    "user_id, version, parent, restores, source, state, text, model, prompt_version, "
-    "message_ids, chunk_tokens, tokens_in, tokens_out, memory_tokens, seconds, note, warnings, "
-    "report, created_at"
-)
 _MSG_COLS = "seq, msg_id, role, content, tokens, created_at"
 
 
@@ -181,11 +182,8 @@ class PostgresStore(Store):
     # --- rows ----------------------------------------------------------------------------------
     @staticmethod
     def _version(row: Sequence[Any]) -> VersionRecord:
-        d = dict(zip([c.strip() for c in _VERSION_COLS.split(",")], row, strict=True))
-        d["message_ids"] = json.loads(d["message_ids"])
-        d["warnings"] = json.loads(d["warnings"])
-        d["report"] = json.loads(d["report"])
-        return VersionRecord(**d)
+        d = dict(zip([c.strip() for c in VERSION_COLS.split(",")], row, strict=True))
+        return version_from_row(d)
 
     @staticmethod
     def _message(row: Sequence[Any]) -> StoredMessage:
@@ -250,18 +248,8 @@ class PostgresStore(Store):
                 )
                 for r in m.redactions:
                     cur.execute(
-                        "INSERT INTO redactions(user_id, at, location, kind, fingerprint,"
-                        " start_pos, end_pos, seq) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                        (
-                            user_id,
-                            now,
-                            f"message {seq}",
-                            r["kind"],
-                            r["fp"],
-                            r.get("start"),
-                            r.get("end"),
-                            seq,
-                        ),
+                        MESSAGE_REDACTION_INSERT.format(p="%s"),
+                        message_redaction_values(user_id, now, seq, r),
                     )
                 seqs.append(seq)
                 seq += 1
@@ -311,7 +299,7 @@ class PostgresStore(Store):
         return [r[0] for r in self._query("SELECT user_id FROM users ORDER BY user_id")]
 
     def head(self, user_id: str) -> VersionRecord | None:
-        cols = ", ".join("v." + c.strip() for c in _VERSION_COLS.split(","))
+        cols = ", ".join("v." + c.strip() for c in VERSION_COLS.split(","))
         rows = self._query(
             f"SELECT {cols} FROM users u JOIN versions v"
             " ON v.user_id = u.user_id AND v.version = u.head WHERE u.user_id = %s",
@@ -330,14 +318,14 @@ class PostgresStore(Store):
 
     def version(self, user_id: str, version: int) -> VersionRecord | None:
         rows = self._query(
-            f"SELECT {_VERSION_COLS} FROM versions WHERE user_id = %s AND version = %s",
+            f"SELECT {VERSION_COLS} FROM versions WHERE user_id = %s AND version = %s",
             (user_id, version),
         )
         return self._version(rows[0]) if rows else None
 
     def versions(self, user_id: str) -> list[VersionRecord]:
         rows = self._query(
-            f"SELECT {_VERSION_COLS} FROM versions WHERE user_id = %s ORDER BY version",
+            f"SELECT {VERSION_COLS} FROM versions WHERE user_id = %s ORDER BY version",
             (user_id,),
         )
         return [self._version(r) for r in rows]
@@ -354,12 +342,13 @@ class PostgresStore(Store):
     ) -> VersionRecord:
         now = time.time()
         with self._write() as cur:
-            info = self._user(cur, user_id, lock=True)
-            if info is None:
-                raise UnknownUser(user_id)
-            if info.head != expect_head:
-                raise Conflict(f"{user_id}: head is v{info.head}, expected v{expect_head}")
-            self._check_cursor(info, expect_cursor, new_cursor)
+            info = check_commit(
+                self._user(cur, user_id, lock=True),
+                user_id,
+                expect_head=expect_head,
+                expect_cursor=expect_cursor,
+                new_cursor=new_cursor,
+            )
             cur.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM versions WHERE user_id = %s", (user_id,)
             )
@@ -372,28 +361,8 @@ class PostgresStore(Store):
                 created_at=now,
             )
             cur.execute(
-                f"INSERT INTO versions({_VERSION_COLS}) VALUES ({','.join(['%s'] * 19)})",
-                (
-                    user_id,
-                    number,
-                    expect_head,
-                    new.restores,
-                    new.source,
-                    new.state,
-                    new.text,
-                    new.model,
-                    new.prompt_version,
-                    json.dumps(new.message_ids),
-                    new.chunk_tokens,
-                    new.tokens_in,
-                    new.tokens_out,
-                    new.memory_tokens,
-                    new.seconds,
-                    new.note,
-                    json.dumps(new.warnings),
-                    json.dumps(new.report),
-                    now,
-                ),
+                f"INSERT INTO versions({VERSION_COLS}) VALUES ({','.join(['%s'] * 19)})",
+                version_values(user_id, number, expect_head, new, now),
             )
             cursor = (info.cursor, info.cursor_part) if new_cursor is None else new_cursor
             cur.execute(
@@ -402,36 +371,19 @@ class PostgresStore(Store):
             )
             for r in redactions:
                 cur.execute(
-                    "INSERT INTO redactions(user_id, at, location, kind, fingerprint, start_pos,"
-                    " end_pos, seq, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (
-                        user_id,
-                        now,
-                        r.location,
-                        r.kind,
-                        r.fingerprint,
-                        r.start,
-                        r.end,
-                        r.seq,
-                        number,
-                    ),
+                    REDACTION_INSERT.format(p="%s"), redaction_values(user_id, now, r, number)
                 )
         return rec
 
-    @staticmethod
-    def _check_cursor(info: UserInfo, expect: Cursor | None, new: Cursor | None) -> None:
-        now = (info.cursor, info.cursor_part)
-        if expect is not None and now != tuple(expect):
-            raise Conflict(f"{info.user_id}: cursor is {now}, expected {tuple(expect)}")
-        if new is not None and not (now <= tuple(new) and new[0] <= info.messages and new[1] >= 0):
-            raise StoreError(f"{info.user_id}: cursor {tuple(new)} outside {now}..{info.messages}")
-
     def advance_cursor(self, user_id: str, *, expect_cursor: Cursor, new_cursor: Cursor) -> None:
         with self._write() as cur:
-            info = self._user(cur, user_id, lock=True)
-            if info is None:
-                raise UnknownUser(user_id)
-            self._check_cursor(info, expect_cursor, new_cursor)
+            check_commit(
+                self._user(cur, user_id, lock=True),
+                user_id,
+                expect_head=None,
+                expect_cursor=expect_cursor,
+                new_cursor=new_cursor,
+            )
             cur.execute(
                 "UPDATE users SET cursor = %s, cursor_part = %s WHERE user_id = %s",
                 (new_cursor[0], new_cursor[1], user_id),

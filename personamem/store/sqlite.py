@@ -3,7 +3,6 @@ thread, every write one ``BEGIN IMMEDIATE`` transaction)."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sqlite3
@@ -14,7 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .base import (
-    Conflict,
+    MESSAGE_REDACTION_INSERT,
+    REDACTION_INSERT,
+    VERSION_COLS,
     Cursor,
     NewMessage,
     NewVersion,
@@ -25,16 +26,15 @@ from .base import (
     UnknownUser,
     UserInfo,
     VersionRecord,
+    check_commit,
+    message_redaction_values,
+    redaction_values,
+    version_from_row,
+    version_values,
 )
 from .sqlite_admin import check_database, prepare_database
 
 # --- SQLite ----------------------------------------------------------------------------------
-
-_VERSION_COLS = (
-    "user_id, version, parent, restores, source, state, text, model, prompt_version, "
-    "message_ids, chunk_tokens, tokens_in, tokens_out, memory_tokens, seconds, note, warnings, "
-    "report, created_at"
-)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -158,11 +158,7 @@ class SQLiteStore(Store):
     # --- rows ----------------------------------------------------------------------------------
     @staticmethod
     def _version(row: sqlite3.Row) -> VersionRecord:
-        d = dict(row)
-        d["message_ids"] = json.loads(d["message_ids"])
-        d["warnings"] = json.loads(d["warnings"])
-        d["report"] = json.loads(d["report"])
-        return VersionRecord(**d)
+        return version_from_row(dict(row))
 
     @staticmethod
     def _message(row: sqlite3.Row) -> StoredMessage:
@@ -221,18 +217,8 @@ class SQLiteStore(Store):
                 )
                 for r in m.redactions:
                     conn.execute(
-                        "INSERT INTO redactions(user_id, at, location, kind, fingerprint,"
-                        " start_pos, end_pos, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            user_id,
-                            now,
-                            f"message {seq}",
-                            r["kind"],
-                            r["fp"],
-                            r.get("start"),
-                            r.get("end"),
-                            seq,
-                        ),
+                        MESSAGE_REDACTION_INSERT.format(p="?"),
+                        message_redaction_values(user_id, now, seq, r),
                     )
                 seqs.append(seq)
                 seq += 1
@@ -283,7 +269,7 @@ class SQLiteStore(Store):
         row = (
             self._conn()
             .execute(
-                f"SELECT {', '.join('v.' + c.strip() for c in _VERSION_COLS.split(','))}"
+                f"SELECT {', '.join('v.' + c.strip() for c in VERSION_COLS.split(','))}"
                 " FROM users u JOIN versions v ON v.user_id = u.user_id AND v.version = u.head"
                 " WHERE u.user_id = ?",
                 (user_id,),
@@ -305,7 +291,7 @@ class SQLiteStore(Store):
         row = (
             self._conn()
             .execute(
-                f"SELECT {_VERSION_COLS} FROM versions WHERE user_id = ? AND version = ?",
+                f"SELECT {VERSION_COLS} FROM versions WHERE user_id = ? AND version = ?",
                 (user_id, version),
             )
             .fetchone()
@@ -316,7 +302,7 @@ class SQLiteStore(Store):
         rows = (
             self._conn()
             .execute(
-                f"SELECT {_VERSION_COLS} FROM versions WHERE user_id = ? ORDER BY version",
+                f"SELECT {VERSION_COLS} FROM versions WHERE user_id = ? ORDER BY version",
                 (user_id,),
             )
             .fetchall()
@@ -335,12 +321,13 @@ class SQLiteStore(Store):
     ) -> VersionRecord:
         now = time.time()
         with self._write() as conn:
-            info = self._user(conn, user_id)
-            if info is None:
-                raise UnknownUser(user_id)
-            if info.head != expect_head:
-                raise Conflict(f"{user_id}: head is v{info.head}, expected v{expect_head}")
-            self._check_cursor(info, expect_cursor, new_cursor)
+            info = check_commit(
+                self._user(conn, user_id),
+                user_id,
+                expect_head=expect_head,
+                expect_cursor=expect_cursor,
+                new_cursor=new_cursor,
+            )
             last = conn.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM versions WHERE user_id = ?", (user_id,)
             ).fetchone()[0]
@@ -353,28 +340,8 @@ class SQLiteStore(Store):
                 created_at=now,
             )
             conn.execute(
-                f"INSERT INTO versions({_VERSION_COLS}) VALUES ({','.join('?' * 19)})",
-                (
-                    user_id,
-                    number,
-                    expect_head,
-                    new.restores,
-                    new.source,
-                    new.state,
-                    new.text,
-                    new.model,
-                    new.prompt_version,
-                    json.dumps(new.message_ids),
-                    new.chunk_tokens,
-                    new.tokens_in,
-                    new.tokens_out,
-                    new.memory_tokens,
-                    new.seconds,
-                    new.note,
-                    json.dumps(new.warnings),
-                    json.dumps(new.report),
-                    now,
-                ),
+                f"INSERT INTO versions({VERSION_COLS}) VALUES ({','.join('?' * 19)})",
+                version_values(user_id, number, expect_head, new, now),
             )
             cursor = (info.cursor, info.cursor_part) if new_cursor is None else new_cursor
             conn.execute(
@@ -383,36 +350,19 @@ class SQLiteStore(Store):
             )
             for r in redactions:
                 conn.execute(
-                    "INSERT INTO redactions(user_id, at, location, kind, fingerprint, start_pos,"
-                    " end_pos, seq, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        user_id,
-                        now,
-                        r.location,
-                        r.kind,
-                        r.fingerprint,
-                        r.start,
-                        r.end,
-                        r.seq,
-                        number,
-                    ),
+                    REDACTION_INSERT.format(p="?"), redaction_values(user_id, now, r, number)
                 )
         return rec
 
-    @staticmethod
-    def _check_cursor(info: UserInfo, expect: Cursor | None, new: Cursor | None) -> None:
-        now = (info.cursor, info.cursor_part)
-        if expect is not None and now != tuple(expect):
-            raise Conflict(f"{info.user_id}: cursor is {now}, expected {tuple(expect)}")
-        if new is not None and not (now <= tuple(new) and new[0] <= info.messages and new[1] >= 0):
-            raise StoreError(f"{info.user_id}: cursor {tuple(new)} outside {now}..{info.messages}")
-
     def advance_cursor(self, user_id: str, *, expect_cursor: Cursor, new_cursor: Cursor) -> None:
         with self._write() as conn:
-            info = self._user(conn, user_id)
-            if info is None:
-                raise UnknownUser(user_id)
-            self._check_cursor(info, expect_cursor, new_cursor)
+            check_commit(
+                self._user(conn, user_id),
+                user_id,
+                expect_head=None,
+                expect_cursor=expect_cursor,
+                new_cursor=new_cursor,
+            )
             conn.execute(
                 "UPDATE users SET cursor = ?, cursor_part = ? WHERE user_id = ?",
                 (new_cursor[0], new_cursor[1], user_id),

@@ -42,6 +42,13 @@ PersonasOpt = Annotated[
 ThreadsOpt = Annotated[
     int, typer.Option("--threads", help="torch CPU threads (default 1: leaves a core free).")
 ]
+# Shared by the RL commands (grpo, memory-grpo).
+RunOutOpt = Annotated[Path, typer.Option("--out", help="Output folder (logs, adapter).")]
+AdapterOpt = Annotated[
+    Path | None, typer.Option("--adapter", help="Start from this peft adapter (e.g. SFT's).")
+]
+RLStepsOpt = Annotated[int, typer.Option("--steps")]
+RLLrOpt = Annotated[float, typer.Option("--lr")]
 
 
 DEFAULT_PERSONAS = ",".join(TRAIN_PERSONAS)
@@ -167,11 +174,9 @@ def export(
 @train_app.command("grpo")
 def grpo(
     data: DataArg,
-    out: Annotated[Path, typer.Option("--out", help="Output folder (logs, adapter).")],
+    out: RunOutOpt,
     model: ModelOpt = "local/qwen2.5-0.5b",
-    adapter: Annotated[
-        Path | None, typer.Option("--adapter", help="Start from this peft adapter (e.g. SFT's).")
-    ] = None,
+    adapter: AdapterOpt = None,
     personas: PersonasOpt = DEFAULT_PERSONAS,
     mcq_weight: Annotated[
         float, typer.Option("--mcq-weight", help="Share of MCQ rows; the rest are open-ended.")
@@ -184,12 +189,12 @@ def grpo(
             "Without judges every row is MCQ.",
         ),
     ] = "",
-    steps: Annotated[int, typer.Option("--steps")] = 20,
+    steps: RLStepsOpt = 20,
     generations: Annotated[
         int, typer.Option("--generations", help="Completions per question (G).")
     ] = 4,
     max_completion: Annotated[int, typer.Option("--max-completion-tokens")] = 96,
-    lr: Annotated[float, typer.Option("--lr")] = 1e-5,
+    lr: RLLrOpt = 1e-5,
     use_vllm: Annotated[
         bool, typer.Option("--vllm/--no-vllm", help="GPU: generate with vLLM through TRL.")
     ] = False,
@@ -246,20 +251,18 @@ def grpo(
 @train_app.command("memory-grpo")
 def memory_grpo(
     data: DataArg,
-    out: Annotated[Path, typer.Option("--out", help="Output folder (logs, adapter).")],
+    out: RunOutOpt,
     model: ModelOpt = "local/qwen2.5-0.5b",
-    adapter: Annotated[
-        Path | None, typer.Option("--adapter", help="Start from this peft adapter (e.g. SFT's).")
-    ] = None,
+    adapter: AdapterOpt = None,
     personas: PersonasOpt = DEFAULT_PERSONAS,
-    steps: Annotated[int, typer.Option("--steps")] = 20,
+    steps: RLStepsOpt = 20,
     group: Annotated[int, typer.Option("--group", help="Rollouts per question (G).")] = 4,
     chunks: Annotated[int, typer.Option("--chunks", help="Chunks per rollout (K).")] = 2,
     chunk_tokens: Annotated[int, typer.Option("--chunk-tokens")] = 512,
     memory_tokens: Annotated[
         int, typer.Option("--memory-tokens", help="New tokens per memory update.")
     ] = 96,
-    lr: Annotated[float, typer.Option("--lr")] = 1e-5,
+    lr: RLLrOpt = 1e-5,
     name: Annotated[str, typer.Option("--name")] = "memory-grpo",
     threads: ThreadsOpt = 1,
 ) -> None:
