@@ -18,6 +18,7 @@ from personamem.answer import Answerer
 from personamem.data import load_release
 from personamem.memory import EMPTY, BuildResult, MemoryAgent, prompts
 from personamem.memory.merge import content_words
+from personamem.memory.profile import PROFILE_EXAMPLES, PROFILE_VERSION
 from personamem.memory.select import is_question
 from personamem.models import embedded_path
 
@@ -36,9 +37,11 @@ def built(local_model, sample_history) -> BuildResult:
 
 
 def test_select_memory_on_the_real_history(local_model, sample_history):
-    """The default strategy without notes on the real tokenizer: the cap holds and every line is
+    """The select strategy without notes on the real tokenizer: the cap holds and every line is
     something the user wrote, cited to the message it came from."""
-    agent = MemoryAgent(local_model, chunk_tokens=1000, memory_tokens=256, notes=False)
+    agent = MemoryAgent(
+        local_model, chunk_tokens=1000, memory_tokens=256, strategy="select", notes=False
+    )
     result = asyncio.run(agent.build(sample_history[:SLICE], max_chunks=2))
     assert result.strategy == "select" and result.chunks == 2
     assert 0 < result.memory_tokens <= 256
@@ -50,10 +53,32 @@ def test_select_memory_on_the_real_history(local_model, sample_history):
         assert any(ln.text in sample_history[i]["content"] for i in ln.sources), ln.text
 
 
-def test_notes_written_by_the_default_memory_model(writer_model, sample_history):
-    """The default memory writer (Qwen2.5-1.5B) turns the user's statements into short notes,
-    each tied to the user's own words in the message it cites."""
+def test_profile_lines_written_by_the_default_memory_model(writer_model, sample_history):
+    """The default strategy and writer (profile, Qwen2.5-1.5B) on the real history: short profile
+    lines, each citing user messages, none a copy of the prompt's examples or cut mid-phrase,
+    under the cap."""
     agent = MemoryAgent(writer_model, chunk_tokens=1000, memory_tokens=256)
+    result = asyncio.run(agent.build(sample_history[:SLICE], max_chunks=2))
+    assert result.strategy == "profile" and result.prompt_version == PROFILE_VERSION
+    assert 0 < result.memory_tokens <= 256
+    assert writer_model.count_tokens(result.memory) == result.memory_tokens
+    lines = result.state.lines
+    assert len(lines) >= 2, result.memory
+    for ln in lines:
+        assert ln.sources and all(sample_history[i]["role"] == "user" for i in ln.sources)
+        assert ln.text not in PROFILE_EXAMPLES and len(ln.text.split()) <= 20, ln.text
+        assert ln.text[0].isupper() and not ln.text.endswith((" and", " or", " is", ",")), ln.text
+    # it infers: most lines are not the user's words copied
+    copied = [
+        ln for ln in lines if any(ln.text in sample_history[i]["content"] for i in ln.sources)
+    ]
+    assert len(copied) < len(lines) / 2, result.memory
+
+
+def test_notes_written_by_the_select_strategy(writer_model, sample_history):
+    """The select strategy's writer (Qwen2.5-1.5B) turns the user's statements into short notes,
+    each tied to the user's own words in the message it cites."""
+    agent = MemoryAgent(writer_model, chunk_tokens=1000, memory_tokens=256, strategy="select")
     result = asyncio.run(agent.build(sample_history[:SLICE], max_chunks=2))
     assert result.prompt_version == prompts.NOTES_VERSION and result.chunks == 2
     assert 0 < result.memory_tokens <= 256
