@@ -57,7 +57,7 @@ def is_verbatim(line: str, sources: Sequence[str], n: int = VERBATIM_WORDS) -> b
     return False
 
 
-def truths(item: QAItem, persona_items: Sequence[QAItem]) -> list[str]:
+def truths(persona_items: Sequence[QAItem]) -> list[str]:
     """What the release says is true of the persona: its current preferences."""
     out = [q.preference for q in persona_items if q.preference and q.pref_type != "ask_to_forget"]
     return list(dict.fromkeys(s.strip() for s in out if s.strip()))
@@ -186,6 +186,7 @@ def memory_quality(
         persona_items.setdefault(q.persona_id, []).append(q)
     recall_k = recall_n = 0
     seen: dict[str, list[str]] = {}
+    owner: dict[str, QAItem] = {}  # history hash -> a question asked of it (for its persona)
     for r in mem_rows:
         q = items.get(r["qid"])
         path = memories_dir / f"{r.get('history_hash')}.md"
@@ -193,15 +194,13 @@ def memory_quality(
             continue
         lines = memory_lines(path.read_text(encoding="utf-8"))
         seen[str(r.get("history_hash"))] = lines
+        owner.setdefault(str(r.get("history_hash")), q)
         if q.preference and q.pref_type != "ask_to_forget":
             recall_n += 1
             recall_k += matcher.matches(q.preference, lines)
     prec_k = prec_n = verb_k = 0
     for h, lines in seen.items():
-        q = next((items[r["qid"]] for r in mem_rows if str(r.get("history_hash")) == h), None)
-        if q is None:
-            continue
-        truth = truths(q, persona_items[q.persona_id])
+        truth = truths(persona_items[owner[h].persona_id])
         texts = history_texts.get(h, [])
         for ln in lines:
             prec_n += 1
