@@ -302,6 +302,10 @@ class Release:
     def history_paths(self, context: Context = "32k") -> list[str]:
         return sorted({q.history_link(context) for q in self.items if q.history_link(context)})
 
+    def add_history(self, link: str, history: ChatHistory) -> None:
+        """Register a history made in memory (snippet mode) under ``link``."""
+        self._histories[link] = history
+
     def history(self, link: str) -> ChatHistory:
         """The chat history a row links to (loaded once, then cached)."""
         if link not in self._histories:

@@ -56,10 +56,13 @@ def attach_snippet_histories(release: Release, *, distractors: int = 0, seed: in
             blocks.insert(rng.randint(0, len(blocks)), _messages(q.related_snippet))
             messages = [m for b in blocks for m in b]
             link = f"{SNIPPET_PREFIX}{q.id}"
-            release._histories[link] = ChatHistory(
-                path=link,
-                metadata={"snippet_of": q.id, "distractors": len(picked)},
-                messages=messages,
+            release.add_history(
+                link,
+                ChatHistory(
+                    path=link,
+                    metadata={"snippet_of": q.id, "distractors": len(picked)},
+                    messages=messages,
+                ),
             )
             q.history_snippet = link
             made += 1
