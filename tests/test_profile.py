@@ -1,4 +1,5 @@
-"""The profile strategy: one inferred line per user message, with the agent's shared rules."""
+"""The profile strategy: up to three inferred lines per user message, with the agent's shared
+rules."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from personamem.models import ModelError, ScriptedModel
 from personamem.models.base import Message
 
 LINES = {
-    "leggings": "Dresses for comfort in athleisure",
+    "leggings": "Wears athleisure for comfort",
     "farmers market": "Shops at farmers markets",
     "budget call": "none",
 }
@@ -50,25 +51,55 @@ def test_prompt_ends_with_the_message_and_never_sees_the_memory() -> None:
 @pytest.mark.parametrize(
     ("reply", "expected"),
     [
-        ('{"profile": "enjoys jazz."}', "Enjoys jazz"),
-        ('{"profile": "none"}', ""),
-        ('{"profile": " None. "}', ""),
+        (
+            '{"profile": ["enjoys jazz.", "Runs 5k twice a week"]}',
+            ["Enjoys jazz", "Runs 5k twice a week"],
+        ),
+        ('{"profile": ["Enjoys jazz", "enjoys jazz."]}', ["Enjoys jazz"]),
+        ('{"profile": []}', []),
+        ('{"profile": ["none", " "]}', []),
+        ('{"profile": "enjoys jazz."}', ["Enjoys jazz"]),  # one string: an older reply format
+        ('{"profile": " None. "}', []),
         ('{"profile": 3}', None),
+        ('{"profile": ["Enjoys jazz", 3]}', None),
         ("not json", None),
         ("[]", None),
     ],
 )
-def test_parse_profile(reply: str, expected: str | None) -> None:
+def test_parse_profile(reply: str, expected: list[str] | None) -> None:
     assert parse_profile(reply) == expected
 
 
 def test_a_line_closed_by_the_length_limit_is_cut_to_a_whole_phrase() -> None:
     cut = "Specializes in diasporic family histories, uses paleography and comparative analysis, is"
     reply = json.dumps({"profile": cut})
-    assert parse_profile(reply, len(cut)) == (
+    assert parse_profile(reply, len(cut)) == [
         "Specializes in diasporic family histories, uses paleography and comparative analysis"
-    )
-    assert parse_profile(reply, None) == cut  # under the limit: kept as written
+    ]
+    assert parse_profile(reply, None) == [cut]  # under the limit: kept as written
+
+
+def test_reply_format_round_trips() -> None:
+    assert json.loads(profile_reply(None)) == {"profile": []}
+    assert json.loads(profile_reply("none")) == {"profile": []}
+    assert json.loads(profile_reply("Likes tea")) == {"profile": ["Likes tea"]}
+    assert parse_profile(profile_reply(["Likes tea", "Walks daily"])) == [
+        "Likes tea",
+        "Walks daily",
+    ]
+
+
+def test_a_message_that_reveals_several_things_gives_several_lines() -> None:
+    said = ["Collects stamps", "Goes to antique fairs", "Owns a cat", "Walks daily"]
+    replies = [profile_reply(["Collects vinyl records", *said])]
+    model = ScriptedModel(replies=replies)
+    agent = MemoryAgent(model, chunk_tokens=400, memory_tokens=300, strategy="profile")
+    result = asyncio.run(agent.build(history("Polish my post: a fair, stamps, my cat.")))
+    # at most three lines per message, each cited to it; the shots' own lines are never stored
+    assert result.memory.splitlines() == [
+        "- Collects stamps [msg 0]",
+        "- Goes to antique fairs [msg 0]",
+    ]
 
 
 def test_build_writes_inferred_lines_with_citations() -> None:
@@ -81,7 +112,7 @@ def test_build_writes_inferred_lines_with_citations() -> None:
     )
     result = asyncio.run(agent.build(msgs))
     assert result.memory.splitlines() == [
-        "- Dresses for comfort in athleisure [msg 0]",
+        "- Wears athleisure for comfort [msg 0]",
         "- Shops at farmers markets [msg 4]",
     ]
     assert result.prompt_version.startswith("profile-")
@@ -94,7 +125,7 @@ def test_a_repeated_preference_is_merged() -> None:
     agent = MemoryAgent(model, chunk_tokens=400, memory_tokens=300, strategy="profile")
     msgs = history("My leggings are the best.", "Leggings again today, obviously.")
     result = asyncio.run(agent.build(msgs))
-    assert result.memory == "- Dresses for comfort in athleisure [msg 0, 2]"
+    assert result.memory == "- Wears athleisure for comfort [msg 0, 2]"
 
 
 def test_forget_request_removes_the_line_and_keeps_it_out() -> None:
@@ -111,7 +142,7 @@ def test_forget_request_removes_the_line_and_keeps_it_out() -> None:
 
 def test_copied_example_secret_and_broken_reply_are_not_stored() -> None:
     replies = [
-        profile_reply("Dresses for comfort in athleisure; does yoga"),  # a prompt example
+        profile_reply(["Dresses for comfort in athleisure", "Does yoga"]),  # prompt examples
         profile_reply("Card 4111 1111 1111 1111 on file"),
         "{broken",
         profile_reply("Plays chess on weekends"),
@@ -137,7 +168,7 @@ def test_model_error_fails_the_update_and_keeps_the_previous_memory() -> None:
     chunk = broken.chunk(history("How do I keep farmers market kale fresh?"))[0]
     with pytest.raises(MemoryUpdateError):
         asyncio.run(broken.update(first.state, chunk))
-    assert first.state.text == "- Dresses for comfort in athleisure [msg 0]"
+    assert first.state.text == "- Wears athleisure for comfort [msg 0]"
 
 
 def test_the_cap_drops_whole_lines() -> None:

@@ -6,7 +6,7 @@ The update strategies share one loop (:mod:`personamem.memory.strategies`):
   questions become short profile notes and "Asked about ..." lines, one at a time;
 * ``extract``: the model lists facts about the user per step of the chunk as JSON;
 * ``rewrite`` (the paper's single call): the model rewrites the whole memory.
-* ``profile``: one inferred profile line per user message (:mod:`personamem.memory.profile`).
+* ``profile``: up to three inferred profile lines per user message (:mod:`personamem.memory.profile`).
 
 Whatever the strategy, :meth:`MemoryAgent.update` applies the same rules to its result, for every
 caller (the benchmark and the store alike): nothing the user asked to forget, nothing plainly
@@ -107,13 +107,17 @@ class MemoryAgent:
     def __init__(
         self,
         model: Model,
-        chunk_tokens: int | None = None,
+        chunk_tokens: int | MemoryConfig | None = None,
         memory_tokens: int | None = None,
         *,
         config: MemoryConfig | None = None,
         **options: Any,
     ) -> None:
         self.model = model
+        if isinstance(chunk_tokens, MemoryConfig):  # MemoryAgent(model, MemoryConfig(...))
+            if config is not None:
+                raise TypeError("pass the MemoryConfig once (positionally or as config=)")
+            config, chunk_tokens = chunk_tokens, None
         if chunk_tokens is not None:
             options["chunk_tokens"] = chunk_tokens
         if memory_tokens is not None:

@@ -1,4 +1,4 @@
-"""The ``profile`` writer's prompt: one thing the user wrote in, one inferred profile line out.
+"""The ``profile`` writer's prompt: one thing the user wrote in, up to three inferred profile lines out.
 
 The ``select`` strategy keeps notes faithful by rejecting any note whose words the user did not
 say; an implicit preference is by definition in other words ("leggings and a zip-up jacket" ->
@@ -10,6 +10,7 @@ and the same prompt is what ``personamem train sft`` trains a writer on (the rel
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .chunking import Piece
@@ -20,7 +21,7 @@ from .state import MemoryState
 if TYPE_CHECKING:
     from .agent import ChunkReport, MemoryAgent
 
-PROFILE_VERSION = "profile-v3"
+PROFILE_VERSION = "profile-v4"
 
 # v2 (measured on the sample's full history with v1): the writer dropped the detail that makes a
 # preference specific ("doing yoga just occasionally" became "Prefers yoga", "sticking to just
@@ -28,63 +29,90 @@ PROFILE_VERSION = "profile-v3"
 # that detail. The system prompt and two shots now keep how often, how many and which.
 # v3: a line the schema's length limit closed mid-phrase ("..., uses paleography and
 # comparative analysis, is") is cut back to its last whole phrase.
-PROFILE_SYSTEM = """You keep a profile of a chatbot's user. Read what the user wrote and state the one thing it reveals about the user: a preference, habit, interest, routine, health condition or background, in at most 12 words, as a profile line (for example "Enjoys homemade pizza nights" or "Prefers quiet cafes to crowded bars"). Say what is implied, not only what is said, and keep the user's specific details: how often, how many, which kind, and whether they do it or avoid it. It must be about the user, not about people they write to, for or about. Reply none if it reveals nothing about the user."""
+# v4 (read off 38 dev memories, benchmarks/writer_probe.py): the writer answered "none" for
+# texts the user asked to polish (the colleague-note shot taught "polish -> none") although the
+# user's own first-person writing is full of them ("stopped by a small gallery downtown"), wrote
+# one line where a message reveals two, and read a skeptical question ("does this really have a
+# lasting impact?") as liking. Up to three lines per message; shots for both cases.
+PROFILE_SYSTEM = """You keep a profile of a chatbot's user. Read what the user wrote and list what it reveals about the user: preferences, habits, interests, routines, health conditions, background. Write at most three profile lines of at most 12 words each (for example "Enjoys homemade pizza nights"). Say what is implied, not only what is said: a text the user wrote and asks you to polish tells what they did and like; a skeptical or critical question about something suggests they are not keen on it. Keep the user's specific details: how often, how many, which kind, and whether they do it or avoid it. Only the user: not people they write to, for or about. Reply with an empty list if it reveals nothing about the user."""
 
-PROFILE_SHOTS: tuple[tuple[str, str], ...] = (
+PROFILE_SHOTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "Can you make this text to my sister sound nicer? 'Running late again, grabbing my "
         "leggings and zip-up after yoga, see you at brunch.'",
-        "Dresses for comfort in athleisure; does yoga",
+        ("Dresses for comfort in athleisure", "Does yoga"),
     ),
-    ("Would Tuesday at 10 work for a quick call about the budget?", "none"),
+    ("Would Tuesday at 10 work for a quick call about the budget?", ()),
     (
         "Is there any real benefit to going to pilates only once in a while?",
-        "Does pilates only occasionally, not regularly",
+        ("Does pilates only occasionally, not regularly",),
     ),
     (
         "Please polish this note for my colleague: 'Dana, I know you love jazz brunches, so I "
         "booked one for your birthday.'",
-        "none",
+        (),
+    ),
+    (
+        "Could you tidy up my blog post? 'Spent Sunday at the flea market again and came home "
+        "with two more vinyl records. My shelf is already full, but the hunt is half the fun.'",
+        ("Collects vinyl records", "Goes to flea markets on weekends"),
+    ),
+    (
+        "Why do people rave about cruises when you're stuck on a crowded ship eating the same "
+        "buffet every day?",
+        ("Is not keen on cruise vacations or crowded buffets",),
     ),
     (
         "How does buying all my groceries at just one store affect the deals I get?",
-        "Shops at a single grocery store",
+        ("Shops at a single grocery store",),
     ),
     (
         "Why does my lower back ache after long days at my desk?",
-        "Has lower back pain from long desk work",
+        ("Has lower back pain from long desk work",),
     ),
 )
 
 #: The shots' own lines: a reply equal to one of them was copied, not inferred.
-PROFILE_EXAMPLES = frozenset(line for _, line in PROFILE_SHOTS)
+PROFILE_EXAMPLES = frozenset(line for _, lines in PROFILE_SHOTS for line in lines)
 
 NONE = "none"
+MAX_LINES = 3
 
 
 def profile_messages(text: str) -> list[dict[str, str]]:
     """The writer's chat for one user message (same prefix every time: KV-cache reuse)."""
     turns: list[dict[str, str]] = [{"role": "system", "content": PROFILE_SYSTEM}]
-    for said, line in PROFILE_SHOTS:
+    for said, lines in PROFILE_SHOTS:
         turns.append({"role": "user", "content": said})
-        turns.append({"role": "assistant", "content": profile_reply(line)})
+        turns.append({"role": "assistant", "content": profile_reply(list(lines))})
     turns.append({"role": "user", "content": text.strip()})
     return turns
 
 
-def profile_reply(line: str | None) -> str:
-    """The reply the writer is asked for (and trained on): ``{"profile": line}``."""
-    return json.dumps({"profile": line or NONE})
+def profile_reply(lines: str | Sequence[str] | None) -> str:
+    """The reply the writer is asked for (and trained on): ``{"profile": [lines]}``; one line
+    or None ("nothing about the user", an empty list) are accepted too."""
+    if lines is None:
+        lines = []
+    elif isinstance(lines, str):
+        lines = [] if lines.strip().lower() == NONE else [lines]
+    return json.dumps({"profile": list(lines)})
 
 
 PROFILE_MAX_CHARS = 100
 
 
-def profile_schema(max_chars: int = PROFILE_MAX_CHARS) -> dict:
+def profile_schema(max_chars: int = PROFILE_MAX_CHARS, max_lines: int = MAX_LINES) -> dict:
     """JSON schema of the reply."""
     return {
         "type": "object",
-        "properties": {"profile": {"type": "string", "minLength": 1, "maxLength": max_chars}},
+        "properties": {
+            "profile": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": max_chars},
+                "maxItems": max_lines,
+            }
+        },
         "required": ["profile"],
     }
 
@@ -94,26 +122,34 @@ _NONE_REPLIES = frozenset({"none", "nothing", "n/a", "no", "unknown", "null"})
 MAX_WORDS = 20
 
 
-def parse_profile(text: str, max_chars: int | None = None) -> str | None:
-    """The profile line of a reply, ``""`` for "nothing about the user", None when broken. A
-    line that ran to the schema's ``max_chars`` is cut back to its last whole phrase."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    line = data.get("profile") if isinstance(data, dict) else None
-    if not isinstance(line, str):
-        return None
+def _clean_line(line: str, max_chars: int | None) -> str:
     line = cut_at_phrase(" ".join(line.split()), max_chars).strip(" .;,")
     if line.lower().strip("\"'") in _NONE_REPLIES or not line:
         return ""
     return line[0].upper() + line[1:]
 
 
+def parse_profile(text: str, max_chars: int | None = None) -> list[str] | None:
+    """The profile lines of a reply (``[]`` for "nothing about the user"), None when broken.
+    A line that ran to the schema's ``max_chars`` is cut back to its last whole phrase; a single
+    string (an older reply format) counts as one line."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    got = data.get("profile") if isinstance(data, dict) else None
+    if isinstance(got, str):
+        got = [got]
+    if not isinstance(got, list) or not all(isinstance(x, str) for x in got):
+        return None
+    lines = [_clean_line(x, max_chars) for x in got]
+    return list(dict.fromkeys(x for x in lines if x))
+
+
 async def profile_update(
     agent: MemoryAgent, new: MemoryState, pieces: list[Piece], report: ChunkReport
 ) -> None:
-    """One profile line per user message of the chunk (or none), merged into the memory.
+    """Up to three profile lines per user message of the chunk, merged into the memory.
 
     The writer sees one message at a time (the user's own words, at most ``profile_tokens``
     tokens), never the memory, a later chunk or a query. A model error propagates (the update
@@ -133,24 +169,25 @@ async def profile_update(
         text = agent.model.truncate_to_tokens(p.content.strip(), cfg.profile_tokens)
         g = await agent.model.generate(
             profile_messages(text),  # type: ignore[arg-type]
-            max_tokens=48,
+            max_tokens=40 * MAX_LINES,
             temperature=0.0,
             json_schema=profile_schema(),
         )
-        line = parse_profile(g.text, PROFILE_MAX_CHARS)
-        if line is None:
+        lines = parse_profile(g.text, PROFILE_MAX_CHARS)
+        if lines is None:
             report.warnings.append(f"message {p.index}: the writer's reply was not usable")
             continue
-        if not line or line in PROFILE_EXAMPLES or len(line.split()) > MAX_WORDS:
-            continue
-        if cfg.privacy.clean(line)[1]:
-            continue  # a secret must not come back through the writer
-        await agent._merge_fact(
-            new,
-            line,
-            [p.index],
-            report,
-            score=2.0,
-            evidence=p.content.strip()[:300],
-            said=p.content,
-        )
+        for line in lines[:MAX_LINES]:
+            if line in PROFILE_EXAMPLES or len(line.split()) > MAX_WORDS:
+                continue
+            if cfg.privacy.clean(line)[1]:
+                continue  # a secret must not come back through the writer
+            await agent._merge_fact(
+                new,
+                line,
+                [p.index],
+                report,
+                score=2.0,
+                evidence=p.content.strip()[:300],
+                said=p.content,
+            )
