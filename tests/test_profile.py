@@ -186,3 +186,16 @@ def test_the_cap_drops_whole_lines() -> None:
     assert all(line.startswith("- Collects antique ") for line in lines)
     # the newest lines survive the cap, the oldest go first
     assert "cameras" in result.memory and "stamps" not in result.memory
+
+
+def test_agent_takes_a_config_positionally_or_by_name_but_not_both() -> None:
+    from personamem.memory import MemoryConfig
+
+    cfg = MemoryConfig(strategy="select", memory_tokens=300)
+    model = ScriptedModel(default=writer)
+    assert MemoryAgent(model, cfg).config == cfg
+    assert MemoryAgent(model, config=cfg, memory_tokens=200).config.memory_tokens == 200
+    with pytest.raises(TypeError, match="once"):
+        MemoryAgent(model, cfg, config=cfg)
+    with pytest.raises(TypeError, match="unknown memory option"):
+        MemoryAgent(model, colour="blue")
