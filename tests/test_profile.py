@@ -199,3 +199,18 @@ def test_agent_takes_a_config_positionally_or_by_name_but_not_both() -> None:
         MemoryAgent(model, cfg, config=cfg)
     with pytest.raises(TypeError, match="unknown memory option"):
         MemoryAgent(model, colour="blue")
+
+
+def test_over_the_cap_a_messages_later_lines_go_before_first_lines() -> None:
+    things = (
+        "stamps coins maps clocks lamps kites shells fossils comics posters cameras pens".split()
+    )
+    replies = [profile_reply([f"Collects old {t}", f"Trades {t} at fairs"]) for t in things]
+    model = ScriptedModel(replies=replies)
+    agent = MemoryAgent(model, chunk_tokens=4000, memory_tokens=150, strategy="profile")
+    result = asyncio.run(agent.build(history(*[f"message {i} here" for i in range(12)])))
+    kept_first = [t for t in things if f"Collects old {t}" in result.memory]
+    kept_second = [t for t in things if f"Trades {t} at fairs" in result.memory]
+    assert 0 < result.memory_tokens <= 150 and len(kept_first) + len(kept_second) < 24
+    # every kept second line's message also kept its first line, and more first lines survive
+    assert set(kept_second) <= set(kept_first) and len(kept_first) > len(kept_second)

@@ -77,6 +77,10 @@ PROFILE_EXAMPLES = frozenset(line for _, lines in PROFILE_SHOTS for line in line
 
 NONE = "none"
 MAX_LINES = 3
+#: The cap's keep score of a message's first, second and third line: the writer lists the most
+#: telling thing first, so over the cap an old message's later lines go before first lines
+#: (a whole point of score outweighs a third of the history's recency; cap.drop_weakest).
+LINE_SCORES = (2.0, 1.5, 1.0)
 
 
 def profile_messages(text: str) -> list[dict[str, str]]:
@@ -177,7 +181,7 @@ async def profile_update(
         if lines is None:
             report.warnings.append(f"message {p.index}: the writer's reply was not usable")
             continue
-        for line in lines[:MAX_LINES]:
+        for rank, line in enumerate(lines[:MAX_LINES]):
             if line in PROFILE_EXAMPLES or len(line.split()) > MAX_WORDS:
                 continue
             if cfg.privacy.clean(line)[1]:
@@ -187,7 +191,7 @@ async def profile_update(
                 line,
                 [p.index],
                 report,
-                score=2.0,
+                score=LINE_SCORES[rank],
                 evidence=p.content.strip()[:300],
                 said=p.content,
             )
