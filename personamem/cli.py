@@ -20,6 +20,7 @@ from .datagen.cli import generate_cmd
 from .models import DEFAULT_MEMORY_MODEL, DEFAULT_MODEL, ModelError, WeightsError, get_model
 from .server.cli import keys_app, serve, worker
 from .store.cli import user_app
+from .store.db_cli import db_app
 from .train.cli import train_app
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ memory_app = typer.Typer(help="Build agentic memories from chat histories.", no_
 app.add_typer(data_app, name="data")
 app.add_typer(memory_app, name="memory")
 app.add_typer(user_app, name="user")
+app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
 app.add_typer(train_app, name="train")
 app.add_typer(keys_app, name="keys")

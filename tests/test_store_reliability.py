@@ -123,6 +123,7 @@ def test_an_older_database_is_migrated(tmp_path: Path) -> None:
     with Memory(db(tmp_path), echo_model(), 30, 5000, strategy="extract") as mem:
         mem.add(chat(8), "u")
     with sqlite3.connect(tmp_path / "m.db") as conn:  # as schema 1 left it: a cursor in parts
+        conn.execute("DROP TABLE alembic_version")  # (from before migrations)
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
         conn.execute("UPDATE users SET cursor_part = 2")
     store = SQLiteStore(tmp_path / "m.db")

@@ -3,7 +3,7 @@ for several API processes and workers on several machines sharing one database.
 
 ``postgresql://user@host:5432/db`` (any libpq URL); ``?schema=name`` keeps the tables in their own
 schema (created if missing), e.g. one per test run. The schema is created and upgraded by Alembic
-migrations (``pg_migrations/``) when a store opens. Every write is one transaction that locks the
+migrations (``migrations/``, shared with SQLite; :mod:`.migrate`) when a store opens. Every write is one transaction that locks the
 user's row (``SELECT ... FOR UPDATE``), which serializes writers of one user across processes and
 machines; :meth:`PostgresStore.consistent` reads in one ``REPEATABLE READ`` snapshot. The update
 lease is a row in ``locks`` with an expiry (a dead process's lease on another machine is taken
@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from .base import (
@@ -44,6 +43,7 @@ from .base import (
     version_from_row,
     version_values,
 )
+from .migrate import upgrade_postgres
 
 _MSG_COLS = "seq, msg_id, role, content, tokens, created_at"
 
@@ -494,64 +494,9 @@ class PostgresStore(Store):
         return problems
 
 
-MIGRATIONS = Path(__file__).parent / "pg_migrations"
-
-
-def sqlalchemy_url(dsn: str) -> str:
-    """The libpq URL as SQLAlchemy names the psycopg 3 driver."""
-    return "postgresql+psycopg://" + dsn.split("://", 1)[1]
-
-
-def refuse_newer(conn: Any, where: str) -> None:
-    """:class:`StoreError` if the database was written by a newer personamem (a schema version
-    above :data:`SCHEMA_VERSION`); older ones are migrated by Alembic."""
-    import sqlalchemy as sa
-
-    if conn.execute(sa.text("SELECT to_regclass('meta')")).scalar() is None:
-        return
-    found = conn.execute(sa.text("SELECT value FROM meta WHERE key = 'schema'")).scalar()
-    if found is None:
-        return
-    try:
-        number = int(found)
-    except ValueError:
-        raise StoreError(
-            f"{where}: unreadable schema version {found!r}; not a personamem store?"
-        ) from None
-    if number > SCHEMA_VERSION:
-        raise StoreError(
-            f"{where} was written by a newer personamem (store schema {number}; this version "
-            f"reads up to {SCHEMA_VERSION}): upgrade personamem to open it"
-        )
-
-
-def upgrade(dsn: str, schema: str | None = None, revision: str = "head") -> None:
-    """Bring the database (or ``schema``) to ``revision`` with Alembic; several processes may
-    call this at once (an advisory lock serializes them)."""
-    import sqlalchemy as sa
-    from alembic import command
-    from alembic.config import Config
-
-    engine = sa.create_engine(sqlalchemy_url(dsn), poolclass=sa.pool.NullPool)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('personamem-schema'))"))
-            if schema:
-                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-                conn.execute(sa.text(f'SET search_path TO "{schema}"'))
-            refuse_newer(conn, dsn if not schema else f"{dsn} (schema {schema})")
-            cfg = Config()
-            cfg.set_main_option("script_location", str(MIGRATIONS))
-            cfg.attributes["connection"] = conn
-            cfg.attributes["schema"] = schema
-            if revision.startswith("-") or revision == "base":
-                command.downgrade(cfg, revision)
-            else:
-                command.upgrade(cfg, revision)
-    except sa.exc.OperationalError as e:
-        raise StoreError(f"cannot connect to PostgreSQL at {dsn}: {e.orig}") from e
-    finally:
-        engine.dispose()
+def upgrade(dsn: str, schema: str | None = None, revision: str = "head") -> tuple[str, str]:
+    """Bring the database (or ``schema``) to ``revision`` (:func:`.migrate.upgrade_postgres`)."""
+    return upgrade_postgres(dsn, schema, revision)
 
 
 __all__ = ["PostgresStore", "is_postgres_url", "split_url", "upgrade"]

@@ -32,6 +32,7 @@ from .base import (
     version_from_row,
     version_values,
 )
+from .migrate import upgrade_sqlite
 from .sqlite_admin import check_database, prepare_database
 
 # --- SQLite ----------------------------------------------------------------------------------
@@ -87,7 +88,12 @@ class SQLiteStore(Store):
             parent.mkdir(parents=True, exist_ok=True)
         conn = self._conn()
         with self._write(conn):
-            prepare_database(conn, self.path)
+            ready = prepare_database(conn, self.path)
+        if not ready:  # an older schema: Alembic migrates it (or refuses one newer than this code)
+            upgrade_sqlite(self.path, timeout=timeout)
+            with self._write(conn):
+                if not prepare_database(conn, self.path):
+                    raise StoreError(f"{self.path}: not at the schema's head after migrating")
         self._key = bytes.fromhex(
             conn.execute("SELECT value FROM meta WHERE key='fingerprint_key'").fetchone()[0]
         )

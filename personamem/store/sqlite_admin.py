@@ -1,13 +1,15 @@
-"""SQLite schema: creation, version check and migration, and the integrity check."""
+"""SQLite schema: a new file created at the head revision, the fast check on open (anything
+else goes to Alembic, :mod:`.migrate`), and the integrity check."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 
-from .base import SCHEMA_VERSION, StoreError, user_problems
+from .base import SCHEMA_VERSION, user_problems
+from .migrate import HEAD_REVISION, plan
 
-_SCHEMA = """
+HEAD_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
     user_id    TEXT PRIMARY KEY,
@@ -70,52 +72,54 @@ CREATE TABLE IF NOT EXISTS locks (
     pid     INTEGER NOT NULL,
     expires REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS personamem_api_keys (
+    key_id     TEXT PRIMARY KEY,
+    tenant     TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    scope      TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    revoked_at DOUBLE PRECISION
+);
+CREATE TABLE IF NOT EXISTS alembic_version (
+    version_num VARCHAR(32) NOT NULL,
+    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
+);
 """
+"""The tables at :data:`~.migrate.HEAD_REVISION` (what the migrations from an empty file build;
+tests/test_store_migrations.py compares them)."""
 
 
-def prepare_database(conn: sqlite3.Connection, path: str) -> None:
-    """Create the tables of a new database, or check (and migrate) an existing one's schema
-    version; inside the caller's write transaction."""
-    for stmt in _SCHEMA.split(";"):
-        if stmt.strip():
-            conn.execute(stmt)
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-    fresh = row is None
-    if fresh:
-        conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-    conn.execute(
-        "INSERT OR IGNORE INTO meta(key, value) VALUES ('fingerprint_key', ?)",
-        (os.urandom(16).hex(),),
-    )
-    if fresh:
-        return
-    try:
-        found = int(row[0])
-    except ValueError:
-        raise StoreError(
-            f"{path}: unreadable schema version {row[0]!r}; not a personamem store?"
-        ) from None
-    if found > SCHEMA_VERSION:
-        raise StoreError(
-            f"{path} was written by a newer personamem (store schema {found}; this version reads "
-            f"up to {SCHEMA_VERSION}): upgrade personamem to open it"
+def prepare_database(conn: sqlite3.Connection, path: str) -> bool:
+    """Create the tables of a new file at the head revision, or check an existing one is at head;
+    inside the caller's write transaction. False when the file needs Alembic (an older revision,
+    a file from before migrations, or a revision unknown here: :func:`.migrate.upgrade_sqlite`
+    migrates or refuses it)."""
+    tables = {
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+            " AND name IN ('meta', 'alembic_version')"
         )
-    for version in range(found, SCHEMA_VERSION):
-        _MIGRATIONS[version](conn)
-    if found < SCHEMA_VERSION:
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
-
-
-def _v1_to_v2(conn: sqlite3.Connection) -> None:
-    """Schema 1 counted the read position inside a long message in parts, which depend on the
-    chunk size and tokenizer of the time (unknown now); schema 2 counts characters. The parts
-    already read are read again from the message's start: nothing is skipped (a repeated fact
-    merges with itself)."""
-    conn.execute("UPDATE users SET cursor_part = 0 WHERE cursor_part != 0")
-
-
-_MIGRATIONS = {1: _v1_to_v2}
-"""Schema version -> the migration to the next one (in the open transaction)."""
+    }
+    if not tables:  # a new file (or one holding only API keys)
+        for stmt in HEAD_SCHEMA.split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+        conn.execute("INSERT INTO alembic_version(version_num) VALUES (?)", (HEAD_REVISION,))
+    elif "alembic_version" not in tables:
+        return False
+    else:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        if row is None or row[0] != HEAD_REVISION:
+            return False
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    plan(path, HEAD_REVISION, row[0] if row else None)  # refuses a newer store schema
+    conn.executemany(
+        "INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)",
+        [("schema", str(SCHEMA_VERSION)), ("fingerprint_key", os.urandom(16).hex())],
+    )
+    return True
 
 
 def check_database(conn: sqlite3.Connection) -> list[str]:
@@ -162,4 +166,4 @@ def check_database(conn: sqlite3.Connection) -> list[str]:
     return problems
 
 
-__all__ = ["check_database", "prepare_database"]
+__all__ = ["HEAD_SCHEMA", "check_database", "prepare_database"]
