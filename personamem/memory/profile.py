@@ -167,16 +167,15 @@ async def profile_update(
         if forgets or is_exercise(p.content) or not content_words(p.content):
             continue
         text = agent.model.truncate_to_tokens(p.content.strip(), cfg.profile_tokens)
-        g = await agent.model.generate(
+        lines = await agent.ask(
             profile_messages(text),  # type: ignore[arg-type]
+            lambda reply: parse_profile(reply, PROFILE_MAX_CHARS),
+            what=f"message {p.index}",
+            report=report,
             max_tokens=40 * MAX_LINES,
             temperature=0.0,
             json_schema=profile_schema(),
         )
-        lines = parse_profile(g.text, PROFILE_MAX_CHARS)
-        if lines is None:
-            report.warnings.append(f"message {p.index}: the writer's reply was not usable")
-            continue
         for line in lines[:MAX_LINES]:
             if line in PROFILE_EXAMPLES or len(line.split()) > MAX_WORDS:
                 continue
