@@ -10,8 +10,9 @@ import pytest
 from memory_fakes import extract_reply
 
 from personamem.memory import MemoryAgent, MemoryState, MemoryUpdateError, chunk_messages
+from personamem.memory.profile import PROFILE_SYSTEM, profile_reply
 from personamem.models import ModelError, ScriptedModel
-from personamem.models.base import Message
+from personamem.models.base import Generation, Message
 from personamem.store import Memory, UpdateFailed
 
 STRATEGIES = [("select", True), ("extract", True), ("rewrite", True), ("profile", True)]
@@ -26,6 +27,8 @@ def switchable() -> tuple[ScriptedModel, dict[str, bool]]:
         if state["fail"]:
             return ModelError("backend down")
         prompt = messages[-1]["content"]
+        if messages[0]["content"] == PROFILE_SYSTEM:
+            return profile_reply("Hikes in the Alps")
         if "Chat:" in prompt or "The user asked: forget" in prompt:
             return extract_reply(messages)
         if messages[0]["content"].startswith("Say what"):
@@ -83,6 +86,35 @@ def test_store_keeps_version_and_pending_when_the_model_fails(
         assert after.pending_messages == 40
         assert [v.version for v in mem.history("u")] == [1]
         state["fail"] = False
+        mem.flush("u")
+        assert mem.get("u").pending_messages == 0
+        assert mem.store.check() == []
+
+
+def test_add_says_its_messages_are_stored_whatever_breaks_the_update(tmp_path: Path) -> None:
+    """A backend that breaks the Model contract (a raw ConnectionResetError, not ModelError):
+    ``add`` still raises UpdateFailed with what it stored, so a caller never adds them again."""
+    model, state = switchable()
+    raw = {"on": True}
+    real = model.generate
+
+    async def generate(messages: list[Message], **kw: object) -> Generation:
+        if raw["on"]:
+            raise ConnectionResetError("connection reset by peer")
+        return await real(messages, **kw)  # type: ignore[arg-type]
+
+    model.generate = generate  # type: ignore[method-assign]
+    new = [
+        {"role": "user", "content": f"I hike in the Alps, day {i}.", "id": f"m{i}"}
+        for i in range(40)
+    ]
+    with Memory(f"sqlite:///{tmp_path / 'm.db'}", model, 200, 500) as mem:
+        with pytest.raises(UpdateFailed, match="ConnectionResetError") as failed:
+            mem.add(new, user_id="u")
+        assert failed.value.result.stored == list(range(40))
+        assert isinstance(failed.value.__cause__, ConnectionResetError)
+        assert mem.get("u").pending_messages == 40 and mem.get("u").version == 0
+        raw["on"] = False
         mem.flush("u")
         assert mem.get("u").pending_messages == 0
         assert mem.store.check() == []

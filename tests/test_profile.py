@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from personamem.memory import MemoryAgent, MemoryUpdateError
+from personamem.memory import MemoryAgent, MemoryState, MemoryUpdateError
 from personamem.memory.profile import (
     PROFILE_SYSTEM,
     parse_profile,
@@ -16,7 +16,7 @@ from personamem.memory.profile import (
     profile_reply,
 )
 from personamem.models import ModelError, ScriptedModel
-from personamem.models.base import Message
+from personamem.models.base import Generation, Message
 
 LINES = {
     "leggings": "Wears athleisure for comfort",
@@ -140,19 +140,85 @@ def test_forget_request_removes_the_line_and_keeps_it_out() -> None:
     assert "farmers" not in result.memory.lower()
 
 
-def test_copied_example_secret_and_broken_reply_are_not_stored() -> None:
+def test_copied_example_and_secret_are_not_stored_and_a_broken_reply_is_asked_again() -> None:
     replies = [
         profile_reply(["Dresses for comfort in athleisure", "Does yoga"]),  # prompt examples
         profile_reply("Card 4111 1111 1111 1111 on file"),
-        "{broken",
+        "{broken",  # a transient bad reply: asked again, not a lost message
+        profile_reply("Reads mystery novels"),
         profile_reply("Plays chess on weekends"),
     ]
     model = ScriptedModel(replies=list(replies))
     agent = MemoryAgent(model, chunk_tokens=400, memory_tokens=300, strategy="profile")
     msgs = history("one thing I said", "another thing", "a third thing", "I play chess a lot")
     result = asyncio.run(agent.build(msgs))
-    assert result.memory == "- Plays chess on weekends [msg 6]"
-    assert any("not usable" in w for r in result.reports for w in r.warnings)
+    assert result.memory == "- Reads mystery novels [msg 4]\n- Plays chess on weekends [msg 6]"
+    assert [m[-1]["content"] for m in model.calls[2:4]] == ["a third thing"] * 2
+    assert any("message 4: unusable reply" in w for r in result.reports for w in r.warnings)
+
+
+BAD = ["", "{broken", profile_reply("Plays chess and more" + " and more" * 200)]
+
+
+@pytest.mark.parametrize("bad", BAD, ids=["empty", "cut off", "valid JSON over max_tokens"])
+def test_a_reply_that_stays_unusable_fails_the_update(
+    bad: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # unusable every time, but not the same reply every time: not a settled answer
+    others = iter([b + " " for b in BAD if b != bad])
+    model = ScriptedModel(default=lambda msgs: bad if len(model.calls) == 1 else next(others))
+    model.count_tokens = lambda text: len(text.split())  # type: ignore[method-assign]
+    model.generate = _ignoring_max_tokens(model)  # type: ignore[method-assign]
+    agent = MemoryAgent(model, chunk_tokens=400, memory_tokens=300, strategy="profile")
+    chunk = agent.chunk(history("I play chess a lot"))[0]
+    with pytest.raises(MemoryUpdateError, match="no usable reply in 3 attempts"):
+        asyncio.run(agent.update(MemoryState(), chunk))
+    assert len(model.calls) == 3  # reply_retries=2
+    assert len([r for r in caplog.records if "unusable reply" in r.getMessage()]) == 3
+
+
+def test_the_same_unusable_reply_every_time_skips_that_message_visibly() -> None:
+    def model_reply(msgs: list[Message]) -> str:
+        said = msgs[-1]["content"]
+        return "{broken" if "chess" in said else profile_reply("Reads mystery novels")
+
+    model = ScriptedModel(default=model_reply)
+    agent = MemoryAgent(model, chunk_tokens=400, memory_tokens=300, strategy="profile")
+    result = asyncio.run(agent.build(history("I play chess a lot", "Mysteries are my thing")))
+    # a deterministic model's settled answer: retrying the update could never get past it
+    assert result.memory == "- Reads mystery novels [msg 2]"
+    assert not any(r.kept_previous for r in result.reports)
+    assert sum(m[-1]["content"] == "I play chess a lot" for m in model.calls) == 3
+    assert any("settled answer" in w for r in result.reports for w in r.warnings)
+
+
+def _ignoring_max_tokens(model: ScriptedModel):  # noqa: ANN202 - generate's signature
+    """A backend that returns its whole reply whatever ``max_tokens`` says."""
+    real = model.generate
+
+    async def generate(messages: list[Message], **kw: object) -> Generation:
+        g = await real(messages, **{**kw, "max_tokens": 10**6})
+        g.tokens_out = model.count_tokens(g.text)
+        return g
+
+    return generate
+
+
+def test_an_unusable_yes_no_reply_is_asked_again_not_taken_for_no() -> None:
+    replies = iter(["", "Maybe", "Yes"])  # the replacement question: two bad replies, then yes
+
+    def model_reply(msgs: list[Message]) -> str:
+        if msgs[0]["content"] == PROFILE_SYSTEM:
+            said = msgs[-1]["content"]
+            old, new = "Drinks strong black coffee", "Drinks decaf coffee"
+            return profile_reply(new if "decaf" in said else old)
+        return next(replies)
+
+    model = ScriptedModel(default=model_reply)
+    agent = MemoryAgent(model, chunk_tokens=400, memory_tokens=300, strategy="profile")
+    msgs = history("I drink coffee every day.", "I switched to decaf coffee.")
+    result = asyncio.run(agent.build(msgs))
+    assert result.memory == "- Drinks decaf coffee [msg 2]"  # the old line was replaced
 
 
 def test_model_error_fails_the_update_and_keeps_the_previous_memory() -> None:

@@ -14,6 +14,8 @@ from memory_fakes import chat, echo_model
 from pg_helpers import drop, pg_url
 from server_helpers import asgi_client, drain, make_app
 
+from personamem.store import Conflict
+
 
 @pytest.fixture(params=["sqlite", "postgres"], autouse=True)
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
@@ -287,6 +289,25 @@ async def test_failed_updates_retry_then_dead_letter_and_metrics(tmp_path: Path)
         assert r.status_code == 502 and r.json()["error"]["code"] == "model_error"
         assert r.json()["error"]["details"]["user_id"] == "eve"
         assert r.json()["error"]["details"]["stored"] == list(range(12, 24))
+
+
+async def test_an_add_whose_update_keeps_conflicting_is_409_with_what_was_stored(
+    tmp_path: Path, monkeypatch
+) -> None:
+    app, keys = make_app(tmp_path)
+    store = app.state.service.memory.store
+    key = keys.create("acme").key
+
+    def moved(*args, **kwargs):
+        raise Conflict("acme/hal: head moved")  # another writer always commits first
+
+    monkeypatch.setattr(store, "commit_version", moved)
+    async with asgi_client(app, key) as c:
+        r = await c.post("/v1/users/hal/messages", json={"messages": chat(12), "update": "wait"})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "conflict", r.text
+        assert r.json()["error"]["details"]["stored"] == list(range(12))
+        assert "acme/" not in r.text
+        assert (await c.get("/v1/users/hal/memory")).json()["pending_messages"] == 12
 
 
 async def test_a_restart_resumes_pending_updates(tmp_path: Path) -> None:

@@ -18,11 +18,12 @@ sample is measured in benchmarks/memory_build.md.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -42,8 +43,17 @@ AGENT_VERSION = "agent-v2"
 part of the benchmark's cache key and run manifest, so a memory built by older rules is rebuilt.
 v2: ownership and forget rules inside the agent for every caller (one pipeline)."""
 _REDACTED = re.compile(r"\[REDACTED [a-z_]+\]")
+_YES_NO = re.compile(r"(?i)\W*(?:(yes|yeah|yep)|no|nope|not)\b")
+log = logging.getLogger("personamem.memory")
+T = TypeVar("T")
 FORGET_MAYBE = 0.34
 """Word overlap from which the model is asked whether a line is about something forgotten."""
+
+
+def _yes_no(text: str) -> float | None:
+    """1.0 for a reply that starts with yes, 0.0 for no, None for anything else."""
+    m = _YES_NO.match(text)
+    return None if m is None else 1.0 if m.group(1) else 0.0
 
 
 def _logsumexp(xs: list[float]) -> float:
@@ -238,8 +248,10 @@ class MemoryAgent:
     async def update(self, state: MemoryState, chunk: Chunk) -> tuple[MemoryState, ChunkReport]:
         """``M_i = f(C_i, M_{i-1})``: a new state from the previous one and one chunk.
 
-        ``state`` is never modified. Raises :class:`MemoryUpdateError` if the model fails;
-        malformed output keeps the previous memory (the report says so).
+        ``state`` is never modified. Raises :class:`MemoryUpdateError` if the model fails. A
+        malformed reply is asked again where one call stands for one message (the profile
+        writer, yes/no questions; see :meth:`ask`) and otherwise keeps the previous memory (the
+        report says so).
         """
         t0 = time.perf_counter()
         before = self.model.usage.snapshot()
@@ -319,7 +331,7 @@ class MemoryAgent:
         changed = not asked and announces_change(said or evidence or text)
         if best is not None and best_score >= 0.34 and self.config.check_replacements and changed:
             if await self._yes(
-                prompts.REPLACE_USER.format(old=best.text, new=text), prompts.REPLACE_SYSTEM
+                prompts.REPLACE_USER.format(old=best.text, new=text), prompts.REPLACE_SYSTEM, report
             ):
                 state.lines.remove(best)
                 report.removed += 1
@@ -396,12 +408,59 @@ class MemoryAgent:
         new.lines = keep
         return warnings
 
-    async def _yes(self, question: str, system: str) -> bool:
-        return await self._p_yes(question, system) > 0.5
+    async def ask(
+        self,
+        messages: list[Message],
+        parse: Callable[[str], T | None],
+        *,
+        what: str,
+        report: ChunkReport | None = None,
+        settled: T | None = None,
+        max_tokens: int = 512,
+        **settings: Any,
+    ) -> T:
+        """The parsed reply to ``messages``. An unusable reply (empty, cut off, longer than
+        ``max_tokens``, or one ``parse`` rejects) is logged, noted in ``report`` and asked again
+        up to ``reply_retries`` times; then :class:`ModelError`, so the update fails and keeps the
+        previous memory, as when the backend fails (a transient bad reply never loses a message).
 
-    async def _p_yes(self, question: str, system: str) -> float:
+        ``settled``: returned instead of failing when every attempt gave the very same unusable
+        reply: a deterministic model's settled answer, which no retry of the update would change
+        (failing would block the user's memory for good); noted in ``report``."""
+        tries = self.config.reply_retries + 1
+        seen: set[str] = set()
+        for attempt in range(1, tries + 1):
+            g = await self.model.generate(messages, max_tokens=max_tokens, **settings)
+            seen.add(g.text)
+            over = g.tokens_out > max_tokens
+            got = None if over else parse(g.text)
+            if got is not None:
+                return got
+            why = (
+                "empty"
+                if not g.text.strip()
+                else f"{g.tokens_out} tokens for at most {max_tokens}"
+                if over
+                else f"not usable ({len(g.text)} characters, {g.finish_reason})"
+            )
+            note = f"{what}: unusable reply, {why} (attempt {attempt} of {tries})"
+            log.warning(note)
+            if report is not None:
+                report.warnings.append(note)
+        if settled is not None and tries > 1 and len(seen) == 1:
+            note = f"{what}: the same unusable reply {tries} times (the model's settled answer): skipped"
+            log.warning(note)
+            if report is not None:
+                report.warnings.append(note)
+            return settled
+        raise ModelError(f"{what}: no usable reply in {tries} attempts")
+
+    async def _yes(self, question: str, system: str, report: ChunkReport | None = None) -> bool:
+        return await self._p_yes(question, system, report) > 0.5
+
+    async def _p_yes(self, question: str, system: str, report: ChunkReport | None = None) -> float:
         """P(yes) for a yes/no question: from the two answers' log-probs where the backend scores,
-        else 1.0 or 0.0 from a generated answer."""
+        else 1.0 or 0.0 from a generated answer (neither yes nor no: asked again, see :meth:`ask`)."""
         msgs: list[Message] = [
             {"role": "system", "content": system},
             {"role": "user", "content": question},
@@ -413,8 +472,7 @@ class MemoryAgent:
             no = _logsumexp(scores[2:])
             diff = max(-50.0, min(50.0, no - yes))
             return 1.0 / (1.0 + math.exp(diff))
-        g = await self.model.generate(msgs, max_tokens=3)
-        return 1.0 if g.text.strip().lower().startswith("yes") else 0.0
+        return await self.ask(msgs, _yes_no, what="yes/no question", report=report, max_tokens=3)
 
 
 __all__ = [

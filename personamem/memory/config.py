@@ -42,6 +42,10 @@ class MemoryConfig:
     max_new_tokens: int = 400
     profile_tokens: int = 400
     """Profile strategy: tokens of one user message the writer reads (longer ones are cut)."""
+    reply_retries: int = 2
+    """Profile writer and yes/no questions: an unusable reply (empty, cut off, over-long, not
+    the JSON or yes/no asked for) is asked again this many times, then the update fails like a
+    model error (nothing committed, the messages stay pending for a retry)."""
     privacy: PrivacyGuard = field(default_factory=PrivacyGuard)
 
     def __post_init__(self) -> None:
@@ -53,6 +57,8 @@ class MemoryConfig:
             raise ValueError("chunk_tokens must be at least 16")
         if self.memory_tokens < 1:
             raise ValueError("memory_tokens must be positive")
+        if self.reply_retries < 0:
+            raise ValueError("reply_retries must be 0 or more")
 
 
 __all__ = ["MemoryConfig", "Strategy"]

@@ -157,7 +157,9 @@ async def profile_update(
 
     The writer sees one message at a time (the user's own words, at most ``profile_tokens``
     tokens), never the memory, a later chunk or a query. A model error propagates (the update
-    fails and keeps the previous memory); a broken reply skips that message with a warning."""
+    fails and keeps the previous memory); an unusable reply is asked again and, if it stays
+    unusable, fails the update too, unless the model gives the very same reply every time (its
+    settled answer): then that message is skipped with a warning (:meth:`MemoryAgent.ask`)."""
     cfg = agent.config
     for p in pieces:
         if p.role != "user":
@@ -171,16 +173,16 @@ async def profile_update(
         if forgets or is_exercise(p.content) or not content_words(p.content):
             continue
         text = agent.model.truncate_to_tokens(p.content.strip(), cfg.profile_tokens)
-        g = await agent.model.generate(
+        lines = await agent.ask(
             profile_messages(text),  # type: ignore[arg-type]
+            lambda reply: parse_profile(reply, PROFILE_MAX_CHARS),
+            what=f"message {p.index}",
+            report=report,
+            settled=[],
             max_tokens=40 * MAX_LINES,
             temperature=0.0,
             json_schema=profile_schema(),
         )
-        lines = parse_profile(g.text, PROFILE_MAX_CHARS)
-        if lines is None:
-            report.warnings.append(f"message {p.index}: the writer's reply was not usable")
-            continue
         for rank, line in enumerate(lines[:MAX_LINES]):
             if line in PROFILE_EXAMPLES or len(line.split()) > MAX_WORDS:
                 continue

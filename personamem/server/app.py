@@ -303,7 +303,7 @@ class Service:
         except OverCap as e:
             raise ApiError(422, "over_cap", who.scrub(str(e))) from None
         except UpdateFailed as e:
-            if isinstance(e.__cause__, LeaseLost):  # the messages are stored and stay pending
+            if isinstance(e.__cause__, (LeaseLost, Conflict)):  # stored, and stay pending
                 details = self.add_view(who, e.result.model_dump())
                 raise ApiError(409, "conflict", who.scrub(str(e)), details) from None
             self.metrics.model_errors.labels("update").inc()

@@ -67,7 +67,10 @@ class AsyncMemory(StoreCore):
     async def add(self, messages: MessageInput, user_id: str, *, update: bool = True) -> AddResult:
         """Store messages (a message ``id`` seen before is skipped) and update the memory when a
         full chunk of new tokens is pending. Raises :class:`UpdateFailed` (with ``.result``) if
-        the model fails: the messages are stored and stay pending."""
+        the update fails, whatever the error (the model's, a backend breaking the
+        :class:`~personamem.models.Model` contract, the store's): the messages are stored and
+        stay pending. :class:`MemoryBusy` (also with ``.result``) if another worker holds the
+        lease too long."""
         prepared = await self._io(self._prepare, messages)  # redaction, token counts
         seqs, dups = await self._io(self.store.add_messages, user_id, prepared)
         result = AddResult(
@@ -82,13 +85,14 @@ class AsyncMemory(StoreCore):
         try:
             if update:
                 result.versions = await self._run_updates(user_id, flush=False)
-        except MemoryUpdateError as e:
-            await self._fill_pending(result)
-            raise UpdateFailed(f"{e}; the messages are stored and still pending", result) from e
         except MemoryBusy as e:
             await self._fill_pending(result)
             e.result = result
             raise
+        except Exception as e:  # the caller must learn its messages were stored, whatever failed
+            await self._fill_pending(result)
+            why = str(e) if isinstance(e, MemoryUpdateError) else f"{type(e).__name__}: {e}"
+            raise UpdateFailed(f"{why}; the messages are stored and still pending", result) from e
         await self._fill_pending(result)
         return result
 
