@@ -57,6 +57,8 @@ def main() -> None:
         for s, d in sorted(rep.paired_vs.items()):
             print(f"  memory - {s:<14} {d}")
         print(f"  recall    {rep.recall}")
+        if rep.recall_shuffled is not None:
+            print(f"  recall of another question's memory (chance) {rep.recall_shuffled}")
         print(f"  precision {rep.precision}")
         print(f"  verbatim  {rep.verbatim}")
         print(f"  memories {rep.memories}, {rep.lines_per_memory:.1f} lines each")

@@ -102,3 +102,30 @@ def test_memory_quality_from_a_run(tmp_path: Path) -> None:
     assert rep.accuracy["memory"].value == pytest.approx(2 / 3)
     assert rep.paired_vs["retrieval"].value == pytest.approx(1 / 3)
     assert json.loads(rep.model_dump_json())["threshold"] == 0.6
+    assert rep.recall_shuffled is not None and rep.recall_shuffled.value == 0.0
+
+
+def test_shuffled_recall_credits_another_questions_memory(tmp_path: Path) -> None:
+    items = {
+        q.id: q
+        for q in [
+            item("a1", "1", "Loves homemade pizza nights"),
+            item("a2", "1", "Plays chess in the park"),
+            item("b1", "2", "Plays chess in the park"),
+        ]
+    }
+    mems = tmp_path / "memories"
+    mems.mkdir()
+    # each of persona 1's memories holds the *other* question's preference
+    (mems / "h1.md").write_text("- Plays chess in the park\n")
+    (mems / "h2.md").write_text("- Loves homemade pizza nights\n")
+    (mems / "h3.md").write_text("- Loves homemade pizza nights\n")
+    rows = [
+        {"qid": q, "system": "memory", "mode": "mcq", "correct": True, "history_hash": h}
+        for q, h in (("a1", "h1"), ("a2", "h2"), ("b1", "h3"))
+    ]
+    rep = memory_quality(rows, items, mems, {}, Matcher(HashingEmbedder(), 0.6))
+    assert rep.recall.value == 0.0 and rep.recall.n == 3
+    # persona 2 has one memory: no other memory to shuffle with
+    assert rep.recall_shuffled is not None
+    assert (rep.recall_shuffled.value, rep.recall_shuffled.n) == (1.0, 2)

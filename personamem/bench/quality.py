@@ -161,6 +161,10 @@ class QualityReport(BaseModel):
     memories: int
     lines_per_memory: float
     recall: Interval
+    recall_shuffled: Interval | None = None
+    """Chance level of ``recall``: each question's preference against the memory of another
+    question of the same persona (written from other conversations of the same user); only
+    where memories differ per question (snippet mode)."""
     precision: Interval
     verbatim: Interval
     accuracy: dict[str, Interval]
@@ -198,6 +202,7 @@ def memory_quality(
         if q.preference and q.pref_type != "ask_to_forget":
             recall_n += 1
             recall_k += matcher.matches(q.preference, lines)
+    shuffled = _shuffled_recall(mem_rows, items, seen, matcher)
     prec_k = prec_n = verb_k = 0
     for h, lines in seen.items():
         truth = truths(persona_items[owner[h].persona_id])
@@ -217,9 +222,38 @@ def memory_quality(
         memories=len(seen),
         lines_per_memory=(sum(len(v) for v in seen.values()) / len(seen)) if seen else 0.0,
         recall=share(recall_k, recall_n),
+        recall_shuffled=shuffled,
         precision=share(prec_k, prec_n),
         verbatim=share(verb_k, prec_n),
         accuracy=accuracy,
         paired_vs=paired_vs,
         threshold=matcher.threshold,
     )
+
+
+def _shuffled_recall(
+    mem_rows: Sequence[dict[str, Any]],
+    items: dict[str, QAItem],
+    seen: dict[str, list[str]],
+    matcher: Matcher,
+) -> Interval | None:
+    """Recall against the next (in question order, cyclic) other memory of the same persona
+    whose question has a different preference; None when the persona has one memory."""
+    by_persona: dict[str, list[tuple[QAItem, str]]] = {}
+    for r in mem_rows:
+        q = items.get(r["qid"])
+        h = str(r.get("history_hash"))
+        if q is not None and h in seen and q.preference and q.pref_type != "ask_to_forget":
+            by_persona.setdefault(q.persona_id, []).append((q, h))
+    k = n = 0
+    for group in by_persona.values():
+        if len({h for _, h in group}) < 2:
+            continue
+        for i, (q, h) in enumerate(group):
+            for j in range(1, len(group)):
+                other_q, other_h = group[(i + j) % len(group)]
+                if other_h != h and other_q.preference.strip() != q.preference.strip():
+                    n += 1
+                    k += matcher.matches(q.preference, seen[other_h])
+                    break
+    return share(k, n) if n else None
