@@ -280,3 +280,21 @@ def test_over_the_cap_a_messages_later_lines_go_before_first_lines() -> None:
     assert 0 < result.memory_tokens <= 150 and len(kept_first) + len(kept_second) < 24
     # every kept second line's message also kept its first line, and more first lines survive
     assert set(kept_second) <= set(kept_first) and len(kept_first) > len(kept_second)
+
+
+def test_a_pasted_text_someone_else_wrote_never_reaches_the_writer() -> None:
+    model = ScriptedModel(default=lambda msgs: profile_reply("Loves heavy metal"))
+    agent = MemoryAgent(model, chunk_tokens=800, memory_tokens=300, strategy="profile")
+    msgs = history(
+        "Can you polish this email I'm writing for my friend Marco? He asked me to fix his "
+        "grammar.\n\nHi team,\nI am a huge fan of heavy metal and go to every metal concert."
+        "\nBest, Marco",
+        "Polish my own post: 'I stopped by a small gallery downtown and loved it.'",
+    )
+    asyncio.run(agent.build(msgs))
+    seen = [c[-1]["content"] for c in model.calls]
+    assert (
+        seen[0]
+        == "Can you polish this email I'm writing for my friend Marco? He asked me to fix his grammar."
+    )
+    assert "gallery" in seen[1]  # the user's own writing is read as theirs

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from .chunking import Piece
 from .merge import content_words, cut_at_phrase, forget_request
+from .ownership import written_by_others
 from .select import is_exercise, split_sentences
 from .state import MemoryState
 
@@ -161,6 +162,7 @@ async def profile_update(
     unusable, fails the update too, unless the model gives the very same reply every time (its
     settled answer): then that message is skipped with a warning (:meth:`MemoryAgent.ask`)."""
     cfg = agent.config
+    chat = "\n".join(p.content for p in pieces)
     for p in pieces:
         if p.role != "user":
             continue
@@ -172,7 +174,14 @@ async def profile_update(
             report.removed += await agent._forget(new, what)
         if forgets or is_exercise(p.content) or not content_words(p.content):
             continue
-        text = agent.model.truncate_to_tokens(p.content.strip(), cfg.profile_tokens)
+        # A text someone else wrote that the user pasted to have it polished ("an email I'm
+        # writing for my friend Marco ... Best, Marco") is not the user's life: the writer,
+        # told to read polished texts as the user's own, never sees it.
+        pasted = written_by_others(p.content, chat)
+        own = p.content.replace(pasted, " ") if pasted else p.content
+        if not content_words(own):
+            continue
+        text = agent.model.truncate_to_tokens(own.strip(), cfg.profile_tokens)
         lines = await agent.ask(
             profile_messages(text),  # type: ignore[arg-type]
             lambda reply: parse_profile(reply, PROFILE_MAX_CHARS),
