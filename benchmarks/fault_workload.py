@@ -97,8 +97,9 @@ def profile_lines(text: str) -> list[str]:
 def writer(messages: list[Message]) -> str | Exception:
     """Replies of the scripted writer: profile lines, and a yes/no on replacing a line."""
     system, last = messages[0]["content"], messages[-1]["content"]
-    if system == PROFILE_SYSTEM:
-        return profile_reply(profile_lines(last))
+    if system == PROFILE_SYSTEM:  # the default (v3) prompt: one line or none
+        lines = profile_lines(last)
+        return profile_reply(lines[0] if lines else None)
     if system == REPLACE_SYSTEM:
         return "Yes" if zlib.crc32(last.encode()) % 2 else "No"
     return ModelError(f"the scripted writer has no reply for {system[:60]!r}")

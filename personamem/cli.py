@@ -178,7 +178,7 @@ def memory_build(
     strategy: Annotated[
         str,
         typer.Option(
-            help="profile (default: up to three inferred profile lines per user message), select (the "
+            help="profile (default: one inferred profile line per user message), select (the "
             "user's own statements as short faithful notes), extract (notes listed per step) or "
             "rewrite (the paper's single call, for large models)."
         ),

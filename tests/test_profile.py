@@ -80,26 +80,47 @@ def test_a_line_closed_by_the_length_limit_is_cut_to_a_whole_phrase() -> None:
 
 
 def test_reply_format_round_trips() -> None:
-    assert json.loads(profile_reply(None)) == {"profile": []}
-    assert json.loads(profile_reply("none")) == {"profile": []}
-    assert json.loads(profile_reply("Likes tea")) == {"profile": ["Likes tea"]}
-    assert parse_profile(profile_reply(["Likes tea", "Walks daily"])) == [
-        "Likes tea",
-        "Walks daily",
-    ]
+    assert json.loads(profile_reply(None)) == {"profile": "none"}  # v3: one line or none
+    assert json.loads(profile_reply("Likes tea")) == {"profile": "Likes tea"}
+    assert json.loads(profile_reply([])) == {"profile": []}  # v4: a list
+    assert parse_profile(profile_reply(None)) == []
+    assert parse_profile(profile_reply("Likes tea")) == ["Likes tea"]
+    two = ["Likes tea", "Walks daily"]
+    assert parse_profile(profile_reply(two)) == two
 
 
-def test_a_message_that_reveals_several_things_gives_several_lines() -> None:
+def test_the_v4_prompt_asks_for_a_list_and_v3_for_one_line() -> None:
+    from personamem.memory.profile import PROFILE_SYSTEM_V4, profile_schema
+
+    v4 = profile_messages("I like tea.", "v4")
+    assert v4[0]["content"] == PROFILE_SYSTEM_V4 != PROFILE_SYSTEM
+    assert all(isinstance(json.loads(t["content"])["profile"], list) for t in v4[2:-1:2])
+    v3 = profile_messages("I like tea.")
+    assert all(isinstance(json.loads(t["content"])["profile"], str) for t in v3[2:-1:2])
+    assert profile_schema()["properties"]["profile"]["type"] == "string"
+    assert profile_schema(max_lines=3)["properties"]["profile"]["maxItems"] == 3
+    with pytest.raises(ValueError, match="profile_prompt"):
+        MemoryAgent(ScriptedModel(default="{}"), strategy="profile", profile_prompt="v9")
+
+
+def test_a_message_that_reveals_several_things_gives_several_lines_with_v4() -> None:
     said = ["Collects stamps", "Goes to antique fairs", "Owns a cat", "Walks daily"]
     replies = [profile_reply(["Collects vinyl records", *said])]
     model = ScriptedModel(replies=replies)
-    agent = MemoryAgent(model, chunk_tokens=400, memory_tokens=300, strategy="profile")
+    agent = MemoryAgent(
+        model, chunk_tokens=400, memory_tokens=300, strategy="profile", profile_prompt="v4"
+    )
     result = asyncio.run(agent.build(history("Polish my post: a fair, stamps, my cat.")))
+    assert result.prompt_version == "profile-v4"
     # at most three lines per message, each cited to it; the shots' own lines are never stored
     assert result.memory.splitlines() == [
         "- Collects stamps [msg 0]",
         "- Goes to antique fairs [msg 0]",
     ]
+    # the default (v3) keeps one line per message
+    one = MemoryAgent(ScriptedModel(replies=[profile_reply(said)]), chunk_tokens=400)
+    first = asyncio.run(one.build(history("Polish my post: a fair, stamps, my cat.")))
+    assert first.memory == "- Collects stamps [msg 0]" and first.prompt_version == "profile-v3"
 
 
 def test_build_writes_inferred_lines_with_citations() -> None:
@@ -273,7 +294,9 @@ def test_over_the_cap_a_messages_later_lines_go_before_first_lines() -> None:
     )
     replies = [profile_reply([f"Collects old {t}", f"Trades {t} at fairs"]) for t in things]
     model = ScriptedModel(replies=replies)
-    agent = MemoryAgent(model, chunk_tokens=4000, memory_tokens=150, strategy="profile")
+    agent = MemoryAgent(
+        model, chunk_tokens=4000, memory_tokens=150, strategy="profile", profile_prompt="v4"
+    )
     result = asyncio.run(agent.build(history(*[f"message {i} here" for i in range(12)])))
     kept_first = [t for t in things if f"Collects old {t}" in result.memory]
     kept_second = [t for t in things if f"Trades {t} at fairs" in result.memory]

@@ -146,7 +146,7 @@ def test_sft_loss_is_on_the_reply_only_and_the_prefix_cache_is_exact(tiny) -> No
     b = encode_example(tok, profile_messages("Tuesday works."), profile_reply(None))
     ids, labels = a
     reply = tok.decode([x for x in labels if x != -100])
-    assert reply == '{"profile": ["Likes hiking"]}<|im_end|>\n'
+    assert reply == '{"profile": "Likes hiking"}<|im_end|>\n'
     assert tok.decode(ids[: labels.index(next(x for x in labels if x != -100))]).endswith(
         "<|im_start|>assistant\n"
     )

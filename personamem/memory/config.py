@@ -41,6 +41,10 @@ class MemoryConfig:
     """Ask the model whether a new fact makes a similar old one out of date."""
     max_new_tokens: int = 400
     profile_tokens: int = 400
+    profile_prompt: str = "v3"
+    """Profile strategy: the writer's prompt. ``v3`` (default): one line per user message.
+    ``v4``: up to three, reading texts the user asks to polish as their own; better recall on
+    short histories, worse on the sample's full history (benchmarks/memory_quality.md)."""
     """Profile strategy: tokens of one user message the writer reads (longer ones are cut)."""
     reply_retries: int = 2
     """Profile writer and yes/no questions: an unusable reply (empty, cut off, over-long, not
@@ -57,6 +61,8 @@ class MemoryConfig:
             raise ValueError("chunk_tokens must be at least 16")
         if self.memory_tokens < 1:
             raise ValueError("memory_tokens must be positive")
+        if self.profile_prompt not in ("v3", "v4"):
+            raise ValueError(f"profile_prompt must be v3 or v4, not {self.profile_prompt!r}")
         if self.reply_retries < 0:
             raise ValueError("reply_retries must be 0 or more")
 

@@ -1,4 +1,4 @@
-"""The ``profile`` writer's prompt: one thing the user wrote in, up to three inferred profile lines out.
+"""The ``profile`` writer's prompt: one thing the user wrote in, an inferred profile line out.
 
 The ``select`` strategy keeps notes faithful by rejecting any note whose words the user did not
 say; an implicit preference is by definition in other words ("leggings and a zip-up jacket" ->
@@ -22,22 +22,54 @@ from .state import MemoryState
 if TYPE_CHECKING:
     from .agent import ChunkReport, MemoryAgent
 
-PROFILE_VERSION = "profile-v4"
+PROFILE_VERSIONS = {"v3": "profile-v3", "v4": "profile-v4"}
+PROFILE_VERSION = PROFILE_VERSIONS["v3"]  # the default prompt
 
 # v2 (measured on the sample's full history with v1): the writer dropped the detail that makes a
 # preference specific ("doing yoga just occasionally" became "Prefers yoga", "sticking to just
 # one streaming platform" became "Prefers streaming platforms"), and the questions test exactly
 # that detail. The system prompt and two shots now keep how often, how many and which.
-# v3: a line the schema's length limit closed mid-phrase ("..., uses paleography and
-# comparative analysis, is") is cut back to its last whole phrase.
-# v4 (read off 38 dev memories, benchmarks/writer_probe.py): the writer answered "none" for
-# texts the user asked to polish (the colleague-note shot taught "polish -> none") although the
-# user's own first-person writing is full of them ("stopped by a small gallery downtown"), wrote
-# one line where a message reveals two, and read a skeptical question ("does this really have a
-# lasting impact?") as liking. Up to three lines per message; shots for both cases.
-PROFILE_SYSTEM = """You keep a profile of a chatbot's user. Read what the user wrote and list what it reveals about the user: preferences, habits, interests, routines, health conditions, background. Write at most three profile lines of at most 12 words each (for example "Enjoys homemade pizza nights"). Say what is implied, not only what is said: a text the user wrote and asks you to polish tells what they did and like; a skeptical or critical question about something suggests they are not keen on it. Keep the user's specific details: how often, how many, which kind, and whether they do it or avoid it. Only the user: not people they write to, for or about. Reply with an empty list if it reveals nothing about the user."""
+# v3 (the default): a line the schema's length limit closed mid-phrase ("..., uses paleography
+# and comparative analysis, is") is cut back to its last whole phrase.
+PROFILE_SYSTEM_V3 = """You keep a profile of a chatbot's user. Read what the user wrote and state the one thing it reveals about the user: a preference, habit, interest, routine, health condition or background, in at most 12 words, as a profile line (for example "Enjoys homemade pizza nights" or "Prefers quiet cafes to crowded bars"). Say what is implied, not only what is said, and keep the user's specific details: how often, how many, which kind, and whether they do it or avoid it. It must be about the user, not about people they write to, for or about. Reply none if it reveals nothing about the user."""
 
-PROFILE_SHOTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+PROFILE_SHOTS_V3: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "Can you make this text to my sister sound nicer? 'Running late again, grabbing my "
+        "leggings and zip-up after yoga, see you at brunch.'",
+        ("Dresses for comfort in athleisure; does yoga",),
+    ),
+    ("Would Tuesday at 10 work for a quick call about the budget?", ()),
+    (
+        "Is there any real benefit to going to pilates only once in a while?",
+        ("Does pilates only occasionally, not regularly",),
+    ),
+    (
+        "Please polish this note for my colleague: 'Dana, I know you love jazz brunches, so I "
+        "booked one for your birthday.'",
+        (),
+    ),
+    (
+        "How does buying all my groceries at just one store affect the deals I get?",
+        ("Shops at a single grocery store",),
+    ),
+    (
+        "Why does my lower back ache after long days at my desk?",
+        ("Has lower back pain from long desk work",),
+    ),
+)
+
+# v4 (a variant, `MemoryConfig(profile_prompt="v4")`; read off 38 dev memories with
+# benchmarks/writer_probe.py): v3 answered "none" for texts the user asked to polish (the
+# colleague-note shot taught "polish -> none") although the user's own first-person writing is
+# full of them ("stopped by a small gallery downtown"), wrote one line where a message reveals
+# two, and read a skeptical question ("does this really have a lasting impact?") as liking. Up
+# to three lines per message; shots for both cases. It raised recall on the dev snippets and
+# tied retrieval there, but fell to 16.7% on the sample's full history (generic lines such as
+# "Is open to new ideas"), so it is not the default (benchmarks/memory_quality.md).
+PROFILE_SYSTEM_V4 = """You keep a profile of a chatbot's user. Read what the user wrote and list what it reveals about the user: preferences, habits, interests, routines, health conditions, background. Write at most three profile lines of at most 12 words each (for example "Enjoys homemade pizza nights"). Say what is implied, not only what is said: a text the user wrote and asks you to polish tells what they did and like; a skeptical or critical question about something suggests they are not keen on it. Keep the user's specific details: how often, how many, which kind, and whether they do it or avoid it. Only the user: not people they write to, for or about. Reply with an empty list if it reveals nothing about the user."""
+
+PROFILE_SHOTS_V4: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "Can you make this text to my sister sound nicer? 'Running late again, grabbing my "
         "leggings and zip-up after yoga, see you at brunch.'",
@@ -73,8 +105,16 @@ PROFILE_SHOTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
 )
 
+PROMPTS = {
+    "v3": (PROFILE_SYSTEM_V3, PROFILE_SHOTS_V3, 1),
+    "v4": (PROFILE_SYSTEM_V4, PROFILE_SHOTS_V4, 3),
+}
+PROFILE_SYSTEM, PROFILE_SHOTS, _ = PROMPTS["v3"]
+
 #: The shots' own lines: a reply equal to one of them was copied, not inferred.
-PROFILE_EXAMPLES = frozenset(line for _, lines in PROFILE_SHOTS for line in lines)
+PROFILE_EXAMPLES = frozenset(
+    line for _, shots, _ in PROMPTS.values() for _, lines in shots for line in lines
+)
 
 NONE = "none"
 MAX_LINES = 3
@@ -84,42 +124,39 @@ MAX_LINES = 3
 LINE_SCORES = (2.0, 1.5, 1.0)
 
 
-def profile_messages(text: str) -> list[dict[str, str]]:
+def profile_messages(text: str, prompt: str = "v3") -> list[dict[str, str]]:
     """The writer's chat for one user message (same prefix every time: KV-cache reuse)."""
-    turns: list[dict[str, str]] = [{"role": "system", "content": PROFILE_SYSTEM}]
-    for said, lines in PROFILE_SHOTS:
+    system, shots, lines_max = PROMPTS[prompt]
+    turns: list[dict[str, str]] = [{"role": "system", "content": system}]
+    for said, lines in shots:
         turns.append({"role": "user", "content": said})
-        turns.append({"role": "assistant", "content": profile_reply(list(lines))})
+        reply = (
+            profile_reply(list(lines))
+            if lines_max > 1
+            else profile_reply(lines[0] if lines else None)
+        )
+        turns.append({"role": "assistant", "content": reply})
     turns.append({"role": "user", "content": text.strip()})
     return turns
 
 
 def profile_reply(lines: str | Sequence[str] | None) -> str:
-    """The reply the writer is asked for (and trained on): ``{"profile": [lines]}``; one line
-    or None ("nothing about the user", an empty list) are accepted too."""
-    if lines is None:
-        lines = []
-    elif isinstance(lines, str):
-        lines = [] if lines.strip().lower() == NONE else [lines]
+    """The reply the writer is asked for (and trained on): ``{"profile": line}`` (v3: one line
+    or ``none``) or ``{"profile": [lines]}`` (v4: a list, empty for nothing)."""
+    if lines is None or isinstance(lines, str):
+        return json.dumps({"profile": lines or NONE})
     return json.dumps({"profile": list(lines)})
 
 
 PROFILE_MAX_CHARS = 100
 
 
-def profile_schema(max_chars: int = PROFILE_MAX_CHARS, max_lines: int = MAX_LINES) -> dict:
-    """JSON schema of the reply."""
-    return {
-        "type": "object",
-        "properties": {
-            "profile": {
-                "type": "array",
-                "items": {"type": "string", "minLength": 1, "maxLength": max_chars},
-                "maxItems": max_lines,
-            }
-        },
-        "required": ["profile"],
-    }
+def profile_schema(max_chars: int = PROFILE_MAX_CHARS, max_lines: int = 1) -> dict:
+    """JSON schema of the reply: one string (v3) or a list of up to ``max_lines`` (v4)."""
+    line = {"type": "string", "minLength": 1, "maxLength": max_chars}
+    if max_lines > 1:
+        line = {"type": "array", "items": line, "maxItems": max_lines}
+    return {"type": "object", "properties": {"profile": line}, "required": ["profile"]}
 
 
 # --- the strategy ---------------------------------------------------------------------------
@@ -154,7 +191,8 @@ def parse_profile(text: str, max_chars: int | None = None) -> list[str] | None:
 async def profile_update(
     agent: MemoryAgent, new: MemoryState, pieces: list[Piece], report: ChunkReport
 ) -> None:
-    """Up to three profile lines per user message of the chunk, merged into the memory.
+    """One profile line per user message of the chunk (up to three with the v4 prompt), merged
+    into the memory.
 
     The writer sees one message at a time (the user's own words, at most ``profile_tokens``
     tokens), never the memory, a later chunk or a query. A model error propagates (the update
@@ -162,6 +200,7 @@ async def profile_update(
     unusable, fails the update too, unless the model gives the very same reply every time (its
     settled answer): then that message is skipped with a warning (:meth:`MemoryAgent.ask`)."""
     cfg = agent.config
+    lines_max = PROMPTS[cfg.profile_prompt][2]
     chat = "\n".join(p.content for p in pieces)
     for p in pieces:
         if p.role != "user":
@@ -183,16 +222,16 @@ async def profile_update(
             continue
         text = agent.model.truncate_to_tokens(own.strip(), cfg.profile_tokens)
         lines = await agent.ask(
-            profile_messages(text),  # type: ignore[arg-type]
+            profile_messages(text, cfg.profile_prompt),  # type: ignore[arg-type]
             lambda reply: parse_profile(reply, PROFILE_MAX_CHARS),
             what=f"message {p.index}",
             report=report,
             settled=[],
-            max_tokens=40 * MAX_LINES,
+            max_tokens=40 * lines_max + 8,
             temperature=0.0,
-            json_schema=profile_schema(),
+            json_schema=profile_schema(max_lines=lines_max),
         )
-        for rank, line in enumerate(lines[:MAX_LINES]):
+        for rank, line in enumerate(lines[:lines_max]):
             if line in PROFILE_EXAMPLES or len(line.split()) > MAX_WORDS:
                 continue
             if cfg.privacy.clean(line)[1]:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import prompts
-from ..profile import PROFILE_VERSION, profile_update
+from ..profile import PROFILE_VERSIONS, profile_update
 from . import extract, rewrite, select
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ PROMPT_VERSIONS: dict[str, Callable[[MemoryConfig], str]] = {
     "select": lambda c: prompts.NOTES_VERSION if c.notes else prompts.SELECT_VERSION,
     "extract": lambda c: prompts.PROMPT_VERSION,
     "rewrite": lambda c: "rewrite-v1",
-    "profile": lambda c: PROFILE_VERSION,
+    "profile": lambda c: PROFILE_VERSIONS[c.profile_prompt],
 }
 
 
