@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .chunking import Piece
 from .merge import content_words, cut_at_phrase, forget_request
@@ -105,19 +105,26 @@ PROFILE_SHOTS_V4: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
 )
 
+
+class ProfilePrompt(NamedTuple):
+    system: str
+    shots: tuple[tuple[str, tuple[str, ...]], ...]
+    max_lines: int
+    """Lines the writer may give per message (1: the reply is one string, else a list)."""
+
+
 PROMPTS = {
-    "v3": (PROFILE_SYSTEM_V3, PROFILE_SHOTS_V3, 1),
-    "v4": (PROFILE_SYSTEM_V4, PROFILE_SHOTS_V4, 3),
+    "v3": ProfilePrompt(PROFILE_SYSTEM_V3, PROFILE_SHOTS_V3, 1),
+    "v4": ProfilePrompt(PROFILE_SYSTEM_V4, PROFILE_SHOTS_V4, 3),
 }
 PROFILE_SYSTEM, PROFILE_SHOTS, _ = PROMPTS["v3"]
 
 #: The shots' own lines: a reply equal to one of them was copied, not inferred.
 PROFILE_EXAMPLES = frozenset(
-    line for _, shots, _ in PROMPTS.values() for _, lines in shots for line in lines
+    line for prompt in PROMPTS.values() for _, lines in prompt.shots for line in lines
 )
 
 NONE = "none"
-MAX_LINES = 3
 #: The cap's keep score of a message's first, second and third line: the writer lists the most
 #: telling thing first, so over the cap an old message's later lines go before first lines
 #: (a whole point of score outweighs a third of the history's recency; cap.drop_weakest).
@@ -126,16 +133,14 @@ LINE_SCORES = (2.0, 1.5, 1.0)
 
 def profile_messages(text: str, prompt: str = "v3") -> list[dict[str, str]]:
     """The writer's chat for one user message (same prefix every time: KV-cache reuse)."""
-    system, shots, lines_max = PROMPTS[prompt]
-    turns: list[dict[str, str]] = [{"role": "system", "content": system}]
-    for said, lines in shots:
+    p = PROMPTS[prompt]
+    turns: list[dict[str, str]] = [{"role": "system", "content": p.system}]
+    for said, lines in p.shots:
+        one = lines[0] if lines else None
         turns.append({"role": "user", "content": said})
-        reply = (
-            profile_reply(list(lines))
-            if lines_max > 1
-            else profile_reply(lines[0] if lines else None)
+        turns.append(
+            {"role": "assistant", "content": profile_reply(lines if p.max_lines > 1 else one)}
         )
-        turns.append({"role": "assistant", "content": reply})
     turns.append({"role": "user", "content": text.strip()})
     return turns
 
@@ -200,7 +205,7 @@ async def profile_update(
     unusable, fails the update too, unless the model gives the very same reply every time (its
     settled answer): then that message is skipped with a warning (:meth:`MemoryAgent.ask`)."""
     cfg = agent.config
-    lines_max = PROMPTS[cfg.profile_prompt][2]
+    lines_max = PROMPTS[cfg.profile_prompt].max_lines
     chat = "\n".join(p.content for p in pieces)
     for p in pieces:
         if p.role != "user":
