@@ -27,22 +27,11 @@ from pydantic import BaseModel
 from ..store.base import StoreError
 from ..store.postgres import split_url
 from ..store.sqlite import sqlite_path
+from ..store.sqlite_admin import API_KEYS_TABLE
 
 Scope = Literal["read", "write"]
 TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _KEY_RE = re.compile(r"^pmk_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS personamem_api_keys (
-    key_id     TEXT PRIMARY KEY,
-    tenant     TEXT NOT NULL,
-    name       TEXT NOT NULL,
-    scope      TEXT NOT NULL,
-    hash       TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    revoked_at DOUBLE PRECISION
-)
-"""
 
 
 class KeyStoreError(StoreError):
@@ -93,7 +82,7 @@ class KeyStore:
         with self._tx() as cur:
             if self._pg:  # several processes may start at once
                 cur.execute("SELECT pg_advisory_xact_lock(hashtext('personamem-keys'))")
-            cur.execute(_SCHEMA)
+            cur.execute(API_KEYS_TABLE)
 
     # --- connections ---------------------------------------------------------------------------
     def _conn(self) -> Any:

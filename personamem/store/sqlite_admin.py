@@ -9,7 +9,21 @@ import sqlite3
 from .base import SCHEMA_VERSION, user_problems
 from .migrate import HEAD_REVISION, plan
 
-HEAD_SCHEMA = """
+API_KEYS_TABLE = """
+CREATE TABLE IF NOT EXISTS personamem_api_keys (
+    key_id     TEXT PRIMARY KEY,
+    tenant     TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    scope      TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    revoked_at DOUBLE PRECISION
+)
+"""
+"""The service's API keys (:mod:`personamem.server.keys` creates it where a store has not yet,
+e.g. ``personamem keys create`` before the first ``serve``); the same on SQLite and PostgreSQL."""
+
+HEAD_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
     user_id    TEXT PRIMARY KEY,
@@ -72,15 +86,7 @@ CREATE TABLE IF NOT EXISTS locks (
     pid     INTEGER NOT NULL,
     expires REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS personamem_api_keys (
-    key_id     TEXT PRIMARY KEY,
-    tenant     TEXT NOT NULL,
-    name       TEXT NOT NULL,
-    scope      TEXT NOT NULL,
-    hash       TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    revoked_at DOUBLE PRECISION
-);
+{API_KEYS_TABLE.strip()};
 CREATE TABLE IF NOT EXISTS alembic_version (
     version_num VARCHAR(32) NOT NULL,
     CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
