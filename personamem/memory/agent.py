@@ -6,7 +6,8 @@ The update strategies share one loop (:mod:`personamem.memory.strategies`):
   questions become short profile notes and "Asked about ..." lines, one at a time;
 * ``extract``: the model lists facts about the user per step of the chunk as JSON;
 * ``rewrite`` (the paper's single call): the model rewrites the whole memory.
-* ``profile``: one inferred profile line per user message (up to three with ``profile_prompt="v4"``) (:mod:`personamem.memory.profile`).
+* ``profile``: one inferred profile line per user message, up to three with
+  ``profile_prompt="v4"`` (:mod:`personamem.memory.profile`).
 
 Whatever the strategy, :meth:`MemoryAgent.update` applies the same rules to its result, for every
 caller (the benchmark and the store alike): nothing the user asked to forget, nothing plainly
