@@ -183,6 +183,11 @@ async def test_errors_have_the_right_status(tmp_path: Path) -> None:
         assert r.status_code == 422 and "role" in r.json()["error"]["message"]
         r = await c.post("/v1/users/x/messages", json={"messages": chat(2), "extra": 1}, headers=h)
         assert r.status_code == 422
+        # an unknown query parameter is refused (a misspelt option must not do the default)
+        r = await c.get("/v1/users/x/context?max_tokns=5", headers=h)
+        assert r.status_code == 422 and "'max_tokns'" in r.json()["error"]["message"]
+        assert "max_tokens" in r.json()["error"]["message"]  # what it does take
+        assert (await c.get("/v1/users/x/context?max_tokens=5", headers=h)).status_code == 200
         r = await c.get("/v1/users/bad%2Fid/memory", headers=h)
         assert r.status_code in (404, 422)
         r = await c.get("/v1/users/" + "a" * 200 + "/memory", headers=h)

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -331,7 +332,30 @@ def _svc(request: Request) -> Service:
 
 
 Svc = Annotated[Service, Depends(_svc)]
-api = APIRouter(prefix="/v1", responses=ERRORS)
+
+
+def _known_query(request: Request) -> None:
+    """Unknown query parameters are refused (422), not ignored: a misspelt option
+    (``?limt=5``) must not silently do the default."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known: set[str] = set()
+    todo = [route.dependant]
+    while todo:  # the endpoint's own query parameters and those of its dependencies
+        d = todo.pop()
+        known.update(p.alias for p in d.query_params)
+        todo.extend(d.dependencies)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        names = ", ".join(repr(u) for u in unknown[:5])
+        allowed = ", ".join(sorted(known)) or "none"
+        raise ApiError(
+            422, "invalid", f"unknown query parameter(s) {names}; this endpoint takes: {allowed}"
+        )
+
+
+api = APIRouter(prefix="/v1", responses=ERRORS, dependencies=[Depends(_known_query)])
 
 
 @api.get(
